@@ -1,0 +1,1 @@
+"""songsearch's ingest side: playlists -> Word2Vec + metadata embeddings -> Qdrant."""

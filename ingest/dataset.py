@@ -1,0 +1,186 @@
+"""Reader for the Yes.com playlist dataset (Shuo Chen, Cornell).
+
+Files of a dataset directory:
+
+* ``train.txt``: two header lines (song source ids, then play counts), then one
+  playlist a line, song ids separated by spaces;
+* ``song_hash.txt``: ``id \\t title \\t artist`` (yes_complete's ids carry a
+  trailing space; titles escape ``/`` as ``\\/``);
+* ``tags.txt`` + ``tag_hash.txt`` (optional): the Last.fm tag ids of song *i* on
+  line *i* (``#`` = none), and ``i, name`` lines.
+
+Malformed lines are skipped and reported with their line numbers; a missing
+or empty required file is an error.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import urllib.error
+import urllib.request
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from search.contract import SongSearchError
+
+DEFAULT_URL = "https://storage.googleapis.com/maps-premium/dataset/yes_complete/"
+REQUIRED_FILES = ("train.txt", "song_hash.txt")
+OPTIONAL_FILES = ("tags.txt", "tag_hash.txt")
+MIN_PLAYLIST_LEN = 2
+MAX_REPORTED_PROBLEMS = 20
+
+
+@dataclass
+class Song:
+    title: str
+    artist: str
+    tags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Dataset:
+    songs: dict[int, Song]
+    playlists: list[list[int]]
+    source: str
+    fingerprint: str
+    problems: list[str] = field(default_factory=list)
+
+    def plays(self) -> Counter:
+        """How often each song appears across the playlists."""
+        counts: Counter = Counter()
+        for playlist in self.playlists:
+            counts.update(playlist)
+        return counts
+
+
+def _read_lines(path: Path, digest) -> list[str]:
+    if not path.is_file():
+        raise SongSearchError(f"{path}: file not found")
+    data = path.read_bytes()
+    if not data.strip():
+        raise SongSearchError(f"{path}: file is empty")
+    digest.update(path.name.encode() + b"\0" + data)
+    return data.decode("utf-8", errors="replace").splitlines()
+
+
+def _note(problems: list[str], message: str) -> None:
+    problems.append(message)
+
+
+def parse_playlists(
+    lines: list[str], where: str, first_line: int, known_songs: set[int] | dict, problems: list[str]
+) -> list[list[int]]:
+    """Playlists from lines of space-separated song ids; short ones dropped, bad ones reported."""
+    playlists = []
+    for number, line in enumerate(lines, start=first_line):
+        try:
+            ids = [int(token) for token in line.split()]
+        except ValueError:
+            _note(problems, f"{where}:{number}: not a list of song ids")
+            continue
+        unknown = [i for i in ids if i not in known_songs]
+        if unknown:
+            _note(problems, f"{where}:{number}: unknown song id {unknown[0]} (dropped {len(unknown)} ids)")
+            ids = [i for i in ids if i in known_songs]
+        if len(ids) >= MIN_PLAYLIST_LEN:
+            playlists.append(ids)
+    return playlists
+
+
+def parse_songs(lines: list[str], where: str, problems: list[str]) -> dict[int, Song]:
+    songs: dict[int, Song] = {}
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        try:
+            song_id = int(fields[0].strip())
+        except ValueError:
+            _note(problems, f"{where}:{number}: song id is not a number")
+            continue
+        if len(fields) > 3:
+            _note(problems, f"{where}:{number}: expected id, title, artist; got {len(fields)} fields")
+            continue
+        title, artist = (list(fields[1:]) + ["", ""])[:2]
+        songs[song_id] = Song(title=title.strip().replace("\\/", "/"), artist=artist.strip().replace("\\/", "/"))
+    if not songs:
+        raise SongSearchError(f"{where}: no song lines (expected 'id<TAB>title<TAB>artist')")
+    return songs
+
+
+def _attach_tags(directory: Path, songs: dict[int, Song], digest, problems: list[str]) -> None:
+    tags_path, hash_path = directory / "tags.txt", directory / "tag_hash.txt"
+    if not (tags_path.is_file() and hash_path.is_file()):
+        return
+    names: dict[int, str] = {}
+    for number, line in enumerate(_read_lines(hash_path, digest), start=1):
+        tag_id, sep, name = line.partition(",")
+        if not sep or not tag_id.strip().isdigit():
+            _note(problems, f"{hash_path.name}:{number}: expected 'id, name'")
+            continue
+        names[int(tag_id)] = name.strip()
+    # tags.txt line i belongs to song i (ids in song_hash.txt run 0..n-1)
+    for song_id, line in enumerate(_read_lines(tags_path, digest)):
+        line = line.strip()
+        if line in ("", "#") or song_id not in songs:
+            continue
+        try:
+            songs[song_id].tags = [names[int(t)] for t in line.split() if int(t) in names]
+        except ValueError:
+            _note(problems, f"{tags_path.name}:{song_id + 1}: not a list of tag ids")
+
+
+def read_dataset(directory: Path | str) -> Dataset:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise SongSearchError(f"{directory}: not a dataset directory (expected train.txt and song_hash.txt)")
+    digest = hashlib.sha256()
+    problems: list[str] = []
+    songs = parse_songs(_read_lines(directory / "song_hash.txt", digest), "song_hash.txt", problems)
+    train = _read_lines(directory / "train.txt", digest)
+    if len(train) < 3:
+        raise SongSearchError(f"{directory / 'train.txt'}: no playlists after the two header lines")
+    playlists = parse_playlists(train[2:], "train.txt", 3, songs, problems)
+    if not playlists:
+        raise SongSearchError(f"{directory / 'train.txt'}: no playlist with at least {MIN_PLAYLIST_LEN} known songs")
+    _attach_tags(directory, songs, digest, problems)
+    return Dataset(songs, playlists, str(directory), digest.hexdigest()[:16], problems)
+
+
+def fetch_url_dataset(base_url: str, cache_root: Path, timeout_s: float = 60.0) -> Path:
+    """Download the dataset files once into ``cache_root``; later calls reuse them."""
+    base = base_url if base_url.endswith("/") else base_url + "/"
+    target = cache_root / hashlib.sha256(base.encode()).hexdigest()[:16]
+    target.mkdir(parents=True, exist_ok=True)
+    for name in REQUIRED_FILES + OPTIONAL_FILES:
+        path = target / name
+        if path.exists():
+            continue
+        try:
+            with urllib.request.urlopen(base + name, timeout=timeout_s) as response:
+                data = response.read()
+        except urllib.error.HTTPError as exc:
+            if name in OPTIONAL_FILES and exc.code == 404:
+                continue
+            raise SongSearchError(f"cannot download {base + name}: HTTP {exc.code}; pass --data DIR") from None
+        except (urllib.error.URLError, OSError) as exc:
+            if name in OPTIONAL_FILES:
+                continue
+            reason = getattr(exc, "reason", exc)
+            raise SongSearchError(
+                f"cannot download {base + name} ({reason}); offline? pass --data DIR or set SONGSEARCH_DATA"
+            ) from None
+        tmp = path.with_suffix(".part")
+        tmp.write_bytes(data)
+        os.replace(tmp, path)  # a half-downloaded file never looks complete
+    return target
+
+
+def load_dataset(location: str | None, cache_root: Path) -> Dataset:
+    """A local directory, or an http(s) URL base (downloaded once); default: the public URL."""
+    location = location or os.environ.get("SONGSEARCH_DATA") or DEFAULT_URL
+    if location.startswith(("http://", "https://")):
+        return read_dataset(fetch_url_dataset(location, cache_root))
+    return read_dataset(location)

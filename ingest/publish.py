@@ -1,0 +1,141 @@
+"""Versioned collections behind the public aliases.
+
+Every ingest writes a new pair of physical collections
+(``songs_w2v__<version>``, ``songs_meta__<version>``), checks them, and only
+then points both aliases at them in one atomic switch.  Versions sort by
+name (a UTC timestamp), so a version newer than the live one that is not live
+is what a dead or refused ingest left behind; older ones are kept for
+rollback, ``keep`` in all.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+import numpy as np
+
+from search.contract import ALIASES, W2V_ALIAS, SongSearchError, physical_name, split_physical_name
+from search.store import Store
+
+PROBE_DEPTH = 10
+
+
+@dataclass
+class CollectionData:
+    ids: np.ndarray
+    vectors: np.ndarray
+    payloads: list[dict]
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+
+@dataclass(frozen=True)
+class Version:
+    name: str
+    live: bool
+    complete: bool
+
+
+def new_version_name() -> str:
+    now = time.time()
+    return time.strftime("%Y%m%dt%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}"
+
+
+def write_collection(store: Store, name: str, data: CollectionData, progress=None, batch: int = 5000) -> None:
+    store.create_collection(name, data.dim)
+    for start in range(0, len(data.ids), batch):
+        stop = start + batch
+        store.upsert(name, data.ids[start:stop], data.vectors[start:stop], data.payloads[start:stop])
+        if progress is not None:
+            progress.update(min(stop, len(data.ids)) - start)
+    store.finish_collection(name)
+
+
+def verify_collection(store: Store, name: str, data: CollectionData) -> None:
+    """Point count matches and a probe query finds its own point: else nothing is published."""
+    count = store.count(name)
+    if count != len(data.ids):
+        raise SongSearchError(f"{name} holds {count} points, expected {len(data.ids)}: not published")
+    probe_id = int(data.ids[len(data.ids) // 2])
+    hits = store.query(name, data.vectors[len(data.ids) // 2], PROBE_DEPTH)
+    if probe_id not in {h.song_id for h in hits}:
+        raise SongSearchError(f"{name}: probe query for song {probe_id} does not find it: not published")
+
+
+def versions(store: Store) -> list[Version]:
+    """All versions present, oldest first."""
+    by_version: dict[str, set[str]] = {}
+    for name in store.collections():
+        parsed = split_physical_name(name)
+        if parsed:
+            by_version.setdefault(parsed[1], set()).add(parsed[0])
+    live = live_version(store)
+    return [
+        Version(name=v, live=(v == live), complete=(by_version[v] == set(ALIASES)))
+        for v in sorted(by_version)
+    ]
+
+
+def live_version(store: Store) -> str | None:
+    target = store.aliases().get(W2V_ALIAS)
+    parsed = split_physical_name(target) if target else None
+    return parsed[1] if parsed else None
+
+
+def switch_to(store: Store, version: str) -> None:
+    store.switch_aliases({alias: physical_name(alias, version) for alias in ALIASES})
+
+
+def _drop_version(store: Store, version: str) -> None:
+    existing = set(store.collections())
+    for alias in ALIASES:
+        if physical_name(alias, version) in existing:
+            store.delete_collection(physical_name(alias, version))
+
+
+def remove_leftovers(store: Store) -> list[str]:
+    """Drop versions a dead or refused ingest left: incomplete ones, and complete ones newer than live."""
+    live = live_version(store)
+    dropped = []
+    for v in versions(store):
+        if not v.live and (not v.complete or live is None or v.name > live):
+            _drop_version(store, v.name)
+            dropped.append(v.name)
+    return dropped
+
+
+def prune(store: Store, keep: int) -> list[str]:
+    """Keep the live version and the newest older ones, ``keep`` in all."""
+    live = live_version(store)
+    published = [v.name for v in versions(store) if v.complete and live is not None and v.name <= live]
+    doomed = published[: max(0, len(published) - max(1, keep))]
+    for name in doomed:
+        _drop_version(store, name)
+    return doomed
+
+
+def publish(store: Store, version: str, collections: dict[str, CollectionData], keep: int) -> list[str]:
+    for alias, data in collections.items():
+        verify_collection(store, physical_name(alias, version), data)
+    switch_to(store, version)
+    return prune(store, keep)
+
+
+def rollback(store: Store) -> str:
+    """Point the aliases at the newest complete version older than the live one."""
+    live = live_version(store)
+    if live is None:
+        raise SongSearchError("nothing is published yet: run `ingest` first")
+    older = [v.name for v in versions(store) if v.complete and v.name < live]
+    if not older:
+        raise SongSearchError(f"no older version to roll back to (live: {live}); `ingest versions` lists them")
+    switch_to(store, older[-1])
+    return older[-1]
+
+
+def delete_unpublished(store: Store, version: str) -> None:
+    """Clean up after a failed ingest of ``version``, unless it went live."""
+    if live_version(store) != version:
+        _drop_version(store, version)

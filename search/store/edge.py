@@ -1,0 +1,188 @@
+"""Embedded backend: Qdrant Edge shards under one directory, no server.
+
+Layout::
+
+    <root>/collections/<physical name>/   one Edge shard per collection
+    <root>/aliases.json                   {"songs_w2v": "songs_w2v__<v>", ...}
+
+Shards are created without a write-ahead log, which lets several processes
+open the same shard for reading.  Ingest only ever writes *new* shards, and
+publishes them by replacing ``aliases.json`` in one ``os.replace``: a reader
+sees the old pair of collections or the new pair, never a mix.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import qdrant_edge as qe
+
+from search.contract import INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
+from search.store import Hit, PayloadFilter, Store
+
+UPSERT_BATCH = 2000
+# HNSW for every collection: exact search over 75k x 512 floats would cost tens of ms.
+HNSW = dict(m=16, ef_construct=64, full_scan_threshold=1000)
+INDEXING_THRESHOLD_KB = 1000
+
+
+def _edge_filter(flt: PayloadFilter | None):
+    if flt is None:
+        return None
+    must = []
+    if flt.artist_key is not None:
+        must.append(qe.FieldCondition(key="artist_key", match=qe.MatchValue(flt.artist_key)))
+    if flt.min_plays is not None:
+        must.append(qe.FieldCondition(key="plays", range=qe.RangeFloat(gte=float(flt.min_plays))))
+    must_not = [qe.HasIdCondition(set(flt.exclude_ids))] if flt.exclude_ids else None
+    if not must and not must_not:
+        return None
+    return qe.Filter(must=must or None, must_not=must_not)
+
+
+class EdgeStore(Store):
+    def __init__(self, root: Path):
+        self.root = Path(root)
+        self._shards: dict[str, qe.EdgeShard] = {}
+        self._aliases: dict[str, str] = {}
+        self._aliases_stamp: tuple | None = None
+
+    # -- paths and aliases --
+    @property
+    def _collections_dir(self) -> Path:
+        return self.root / "collections"
+
+    @property
+    def _aliases_file(self) -> Path:
+        return self.root / "aliases.json"
+
+    def aliases(self) -> dict[str, str]:
+        try:
+            st = self._aliases_file.stat()
+        except FileNotFoundError:
+            return {}
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self._aliases_stamp:  # re-read only when ingest has published
+            self._aliases = json.loads(self._aliases_file.read_text())
+            self._aliases_stamp = stamp
+        return dict(self._aliases)
+
+    def switch_aliases(self, mapping: dict[str, str]) -> None:
+        for name in mapping.values():
+            if not (self._collections_dir / name).is_dir():
+                raise SongSearchError(f"cannot point an alias at missing collection {name}")
+        merged = {**self.aliases(), **mapping}
+        self.root.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".aliases.", suffix=".tmp")
+        with os.fdopen(fd, "w") as f:
+            json.dump(merged, f, indent=1, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, self._aliases_file)
+
+    def _resolve(self, collection: str) -> str:
+        return self.aliases().get(collection, collection)
+
+    def _shard(self, collection: str) -> qe.EdgeShard:
+        name = self._resolve(collection)
+        shard = self._shards.get(name)
+        if shard is None:
+            path = self._collections_dir / name
+            if not path.is_dir():
+                raise SongSearchError(f"collection {collection!r} is not in {self.root}: run `ingest` first")
+            shard = self._shards[name] = qe.EdgeShard.load(str(path))
+        return shard
+
+    # -- writing --
+    def create_collection(self, name: str, dim: int) -> None:
+        path = self._collections_dir / name
+        if path.exists():
+            raise SongSearchError(f"collection {name} already exists")
+        config = qe.EdgeConfig(
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            wal_enabled=False,
+            hnsw_config=qe.HnswIndexConfig(**HNSW),
+            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB, default_segment_number=1),
+        )
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._shards[name] = qe.EdgeShard.create(str(path), config)
+
+    def upsert(self, name: str, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        shard = self._shard(name)
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), UPSERT_BATCH):
+            stop = start + UPSERT_BATCH
+            points = [
+                qe.Point(int(i), v, p)
+                for i, v, p in zip(ids[start:stop], vectors[start:stop].tolist(), payloads[start:stop])
+            ]
+            shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def finish_collection(self, name: str) -> None:
+        shard = self._shard(name)
+        for field in KEYWORD_INDEXED_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Keyword))
+        for field in INTEGER_INDEXED_FIELDS:
+            shard.update(qe.UpdateOperation.create_field_index(field, qe.PayloadSchemaType.Integer))
+        shard.flush()
+        shard.optimize()
+        shard.flush()
+
+    def delete_collection(self, name: str) -> None:
+        shard = self._shards.pop(name, None)
+        if shard is not None:
+            shard.close()
+        path = self._collections_dir / name
+        if path.exists():
+            # rename first so that a half-deleted shard never sits under a valid name
+            trash = path.with_name(f".deleting-{name}-{os.getpid()}")
+            os.replace(path, trash)
+            shutil.rmtree(trash, ignore_errors=True)
+
+    def collections(self) -> list[str]:
+        if not self._collections_dir.is_dir():
+            return []
+        return sorted(p.name for p in self._collections_dir.iterdir() if p.is_dir() and not p.name.startswith("."))
+
+    # -- reading --
+    def count(self, collection: str, flt: PayloadFilter | None = None) -> int:
+        return self._shard(collection).count(qe.CountRequest(filter=_edge_filter(flt), exact=True))
+
+    def _records(self, collection: str, ids: Sequence[int], with_vector: bool):
+        return self._shard(collection).retrieve([int(i) for i in ids], with_payload=not with_vector, with_vector=with_vector)
+
+    def vectors(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in self._records(collection, ids, True)}
+
+    def payloads(self, collection: str, ids: Sequence[int]) -> dict[int, dict]:
+        return {int(r.id): r.payload for r in self._records(collection, ids, False)}
+
+    def _request(self, vector: np.ndarray, limit: int, flt: PayloadFilter | None):
+        return qe.QueryRequest(
+            limit=limit,
+            query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
+            filter=_edge_filter(flt),
+            with_payload=True,
+        )
+
+    def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
+        points = self._shard(collection).query(self._request(vector, limit, flt))
+        return [Hit(int(p.id), float(p.score), p.payload) for p in points]
+
+    def query_many(self, collection, vectors, limit, flt=None) -> list[list[Hit]]:
+        batch = qe.QueryBatchRequest([self._request(v, limit, flt) for v in vectors])
+        return [
+            [Hit(int(p.id), float(p.score), p.payload) for p in points]
+            for points in self._shard(collection).query_batch(batch)
+        ]
+
+    def close(self) -> None:
+        for shard in self._shards.values():
+            shard.close()
+        self._shards.clear()

@@ -1,0 +1,148 @@
+"""Server backend: a Qdrant server (or cluster) through qdrant-client.
+
+qdrant-client's in-memory local mode speaks the same API, so tests run this
+very class against ``QdrantClient(":memory:")``.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Sequence
+
+import numpy as np
+from qdrant_client import QdrantClient
+from qdrant_client import models as qm
+
+from search.contract import INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
+from search.store import Hit, PayloadFilter, Store
+
+UPSERT_BATCH = 1000
+
+
+def _client_filter(flt: PayloadFilter | None) -> qm.Filter | None:
+    if flt is None:
+        return None
+    must = []
+    if flt.artist_key is not None:
+        must.append(qm.FieldCondition(key="artist_key", match=qm.MatchValue(value=flt.artist_key)))
+    if flt.min_plays is not None:
+        must.append(qm.FieldCondition(key="plays", range=qm.Range(gte=flt.min_plays)))
+    must_not = [qm.HasIdCondition(has_id=sorted(flt.exclude_ids))] if flt.exclude_ids else None
+    if not must and not must_not:
+        return None
+    return qm.Filter(must=must or None, must_not=must_not)
+
+
+def _one_line_errors(method):
+    """qdrant-client raises many kinds of errors; the user gets one line naming the operation."""
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except SongSearchError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - transport, HTTP and local-mode errors alike
+            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SongSearchError(f"Qdrant {method.__name__} failed at {self.where}: {detail}") from exc
+
+    return wrapper
+
+
+class ServerStore(Store):
+    def __init__(self, client: QdrantClient, where: str = "in-memory Qdrant"):
+        self.client = client
+        self.where = where
+
+    @classmethod
+    def connect(cls, url: str, api_key: str | None, timeout_s: float) -> "ServerStore":
+        client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
+        try:
+            client.get_collections()
+        except Exception as exc:  # noqa: BLE001
+            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise SongSearchError(f"cannot reach the Qdrant server at {url} (QDRANT_URL): {reason}") from None
+        return cls(client, where=url)
+
+    # -- writing --
+    @_one_line_errors
+    def create_collection(self, name: str, dim: int) -> None:
+        if self.client.collection_exists(name):
+            raise SongSearchError(f"collection {name} already exists")
+        self.client.create_collection(name, vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE))
+
+    @_one_line_errors
+    def upsert(self, name: str, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+        vectors = np.asarray(vectors, dtype=np.float32)
+        for start in range(0, len(ids), UPSERT_BATCH):
+            stop = start + UPSERT_BATCH
+            self.client.upsert(
+                name,
+                points=qm.Batch(
+                    ids=[int(i) for i in ids[start:stop]],
+                    vectors=vectors[start:stop].tolist(),
+                    payloads=list(payloads[start:stop]),
+                ),
+                wait=True,
+            )
+
+    @_one_line_errors
+    def finish_collection(self, name: str) -> None:
+        for field in KEYWORD_INDEXED_FIELDS:
+            self.client.create_payload_index(name, field, field_schema=qm.PayloadSchemaType.KEYWORD, wait=True)
+        for field in INTEGER_INDEXED_FIELDS:
+            self.client.create_payload_index(name, field, field_schema=qm.PayloadSchemaType.INTEGER, wait=True)
+
+    @_one_line_errors
+    def delete_collection(self, name: str) -> None:
+        self.client.delete_collection(name)
+
+    @_one_line_errors
+    def collections(self) -> list[str]:
+        return sorted(c.name for c in self.client.get_collections().collections)
+
+    @_one_line_errors
+    def aliases(self) -> dict[str, str]:
+        return {a.alias_name: a.collection_name for a in self.client.get_aliases().aliases}
+
+    @_one_line_errors
+    def switch_aliases(self, mapping: dict[str, str]) -> None:
+        existing = set(self.aliases())
+        operations = []
+        for alias, collection in mapping.items():
+            if alias in existing:
+                operations.append(qm.DeleteAliasOperation(delete_alias=qm.DeleteAlias(alias_name=alias)))
+            operations.append(
+                qm.CreateAliasOperation(create_alias=qm.CreateAlias(collection_name=collection, alias_name=alias))
+            )
+        # one call: the server applies all alias changes atomically
+        self.client.update_collection_aliases(change_aliases_operations=operations)
+
+    # -- reading --
+    @_one_line_errors
+    def count(self, collection: str, flt: PayloadFilter | None = None) -> int:
+        return self.client.count(collection, count_filter=_client_filter(flt), exact=True).count
+
+    @_one_line_errors
+    def vectors(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
+        records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=False, with_vectors=True)
+        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
+
+    @_one_line_errors
+    def payloads(self, collection: str, ids: Sequence[int]) -> dict[int, dict]:
+        records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=True, with_vectors=False)
+        return {int(r.id): r.payload for r in records}
+
+    @_one_line_errors
+    def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
+        points = self.client.query_points(
+            collection,
+            query=np.asarray(vector, dtype=np.float32).tolist(),
+            query_filter=_client_filter(flt),
+            limit=limit,
+            with_payload=True,
+        ).points
+        return [Hit(int(p.id), float(p.score), p.payload) for p in points]
+
+    def close(self) -> None:
+        self.client.close()
