@@ -7,6 +7,7 @@ very class against ``QdrantClient(":memory:")``.
 from __future__ import annotations
 
 import functools
+import warnings
 from typing import Sequence
 
 import numpy as np
@@ -44,7 +45,9 @@ def _one_line_errors(method):
             raise
         except Exception as exc:  # noqa: BLE001 - transport, HTTP and local-mode errors alike
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SongSearchError(f"Qdrant {method.__name__} failed at {self.where}: {detail}") from exc
+            if getattr(exc, "status_code", None) == 404 or "not found" in detail.lower():
+                raise SongSearchError(f"{detail} at {self.where}: run `ingest` first") from None
+            raise SongSearchError(f"Qdrant {method.__name__} failed at {self.where}: {detail}") from None
 
     return wrapper
 
@@ -88,10 +91,13 @@ class ServerStore(Store):
 
     @_one_line_errors
     def finish_collection(self, name: str) -> None:
-        for field in KEYWORD_INDEXED_FIELDS:
-            self.client.create_payload_index(name, field, field_schema=qm.PayloadSchemaType.KEYWORD, wait=True)
-        for field in INTEGER_INDEXED_FIELDS:
-            self.client.create_payload_index(name, field, field_schema=qm.PayloadSchemaType.INTEGER, wait=True)
+        schema = {**{f: qm.PayloadSchemaType.KEYWORD for f in KEYWORD_INDEXED_FIELDS},
+                  **{f: qm.PayloadSchemaType.INTEGER for f in INTEGER_INDEXED_FIELDS}}
+        with warnings.catch_warnings():
+            # local mode warns that indexes do nothing there; a server builds them
+            warnings.simplefilter("ignore", UserWarning)
+            for field, field_schema in schema.items():
+                self.client.create_payload_index(name, field, field_schema=field_schema, wait=True)
 
     @_one_line_errors
     def delete_collection(self, name: str) -> None:

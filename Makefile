@@ -1,0 +1,32 @@
+# The two README commands: `make run` and `make test`. Both set up .venv first.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+SONGSEARCH_DATA ?=
+RUN_DATA := $(if $(SONGSEARCH_DATA),--data $(SONGSEARCH_DATA),)
+
+.PHONY: setup run test bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# re-installs when the dependencies change
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test,eval]'
+	touch $@
+
+setup: $(VENV)/.installed
+
+run: setup
+	$(BIN)/ingest $(RUN_DATA)
+	$(BIN)/search similar --id 2172 --limit 10
+
+test: setup
+	$(BIN)/python -m pytest
+
+bench: setup
+	$(BIN)/python benchmarks/bench.py $(if $(SONGSEARCH_DATA),--data $(SONGSEARCH_DATA),)
+
+clean:
+	rm -rf $(VENV) build *.egg-info
