@@ -1,0 +1,82 @@
+"""Score fusion of ranked lists from different collections.
+
+Qdrant's server-side fusion only fuses prefetches within one collection, and
+songs_w2v and songs_meta are two collections, so fusion happens here.
+
+* ``rrf``: reciprocal rank fusion, sum over lists of ``weight / (k + rank)``
+  (rank from 1, k = 60 as in Cormack et al. 2009 and Qdrant).
+* ``dbsf``: distribution-based score fusion: each list's scores are mapped
+  from [mean - 3 sd, mean + 3 sd] onto [0, 1] (clipped; a list whose scores
+  are all equal maps to 0.5), then weighted and summed, as Qdrant does.
+
+A song missing from a list contributes nothing from that list.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Mapping, Sequence
+
+from search.contract import SongSearchError
+
+RRF_K = 60
+FUSIONS = ("rrf", "dbsf")
+
+#: list name -> [(song id, score), ...] best first
+Ranked = Mapping[str, Sequence[tuple[int, float]]]
+
+
+def rrf(lists: Ranked, weights: Mapping[str, float], k: int = RRF_K) -> dict[int, float]:
+    fused: dict[int, float] = {}
+    for name, ranked in lists.items():
+        for rank, (song_id, _) in enumerate(ranked, start=1):
+            fused[song_id] = fused.get(song_id, 0.0) + weights.get(name, 1.0) / (k + rank)
+    return fused
+
+
+def dbsf_normalise(scores: Sequence[float]) -> list[float]:
+    if not scores:
+        return []
+    mean = sum(scores) / len(scores)
+    sd = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+    if sd == 0:
+        return [0.5] * len(scores)
+    low, high = mean - 3 * sd, mean + 3 * sd
+    return [min(1.0, max(0.0, (s - low) / (high - low))) for s in scores]
+
+
+def dbsf(lists: Ranked, weights: Mapping[str, float]) -> dict[int, float]:
+    fused: dict[int, float] = {}
+    for name, ranked in lists.items():
+        normalised = dbsf_normalise([score for _, score in ranked])
+        for (song_id, _), value in zip(ranked, normalised):
+            fused[song_id] = fused.get(song_id, 0.0) + weights.get(name, 1.0) * value
+    return fused
+
+
+def fuse(lists: Ranked, method: str, weights: Mapping[str, float], limit: int) -> list[tuple[int, float]]:
+    """The top ``limit`` (song id, fused score), best first; ties broken by song id."""
+    if method not in FUSIONS:
+        raise SongSearchError(f"unknown fusion {method!r}: use one of {', '.join(FUSIONS)}")
+    fused = rrf(lists, weights) if method == "rrf" else dbsf(lists, weights)
+    return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:limit]
+
+
+def parse_weights(text: str | None, names: Sequence[str]) -> dict[str, float]:
+    """``"w2v=1,meta=0.5"`` -> {"w2v": 1.0, "meta": 0.5}; unnamed lists weigh 1."""
+    weights = {name: 1.0 for name in names}
+    if not text:
+        return weights
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in weights:
+            raise SongSearchError(f"malformed --weights {text!r}: expected e.g. {','.join(f'{n}=1' for n in names)}")
+        try:
+            weight = float(value)
+        except ValueError:
+            raise SongSearchError(f"malformed --weights {text!r}: {value.strip()!r} is not a number") from None
+        if not math.isfinite(weight) or weight < 0:
+            raise SongSearchError(f"malformed --weights {text!r}: weights must be finite and >= 0")
+        weights[name] = weight
+    return weights
