@@ -14,8 +14,21 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
+from typing import Sequence
+
+import numpy as np
+
+from search import fusion
 from search.contract import META_ALIAS, W2V_ALIAS, Settings, SongSearchError, artist_key
 from search.store import Hit, PayloadFilter, Store, open_store
+
+#: The two sides of a fused answer, as named in ``--weights``.
+SIDES = ("w2v", "meta")
+#: Metadata neighbours whose playlist vectors estimate a new song's (the bridge).
+BRIDGE_NEIGHBOURS = 20
+#: The bridge is an estimate: unless --weights says otherwise, it counts half
+#: as much as direct metadata evidence, so that a known artist's songs lead.
+BRIDGE_WEIGHT = 0.5
 
 
 @dataclass(frozen=True)
@@ -42,9 +55,21 @@ def _check_limit(limit: int) -> None:
 
 
 class SongSearch:
-    def __init__(self, store: Store | None = None, settings: Settings | None = None):
+    def __init__(self, store: Store | None = None, settings: Settings | None = None, encoder=None):
         self.settings = settings or Settings.from_env()
         self.store = store or open_store(self.settings)
+        self._encoder = encoder
+        #: what the last call skipped (unknown context ids), for the CLI to report
+        self.warnings: list[str] = []
+
+    @property
+    def encoder(self):
+        """The metadata encoder ingest used, loaded on first use (numpy MiniLM: no torch)."""
+        if self._encoder is None:
+            from search.encoder import MetadataEncoder, numpy_title_model
+
+            self._encoder = MetadataEncoder(title_model=numpy_title_model())
+        return self._encoder
 
     def close(self) -> None:
         self.store.close()
@@ -56,16 +81,23 @@ class SongSearch:
         self.close()
 
     # -- building blocks --
-    def payload_filter(self, artist: str | None) -> PayloadFilter:
-        """The filter for ``--artist``; an artist not in the catalogue is an error, not an empty answer."""
+    def payload_filter(self, artist: str | None, collection: str = W2V_ALIAS) -> PayloadFilter:
+        """The filter for ``--artist``; an artist not in the catalogue is an error, not an empty answer.
+
+        Checked in the collection about to be queried first, so that a plain
+        ``similar`` never has to open the larger metadata collection.
+        """
         if artist is None:
             return PayloadFilter()
         key = artist_key(artist)
         if not key:
             raise SongSearchError("--artist is empty")
-        if self.store.count(META_ALIAS, PayloadFilter(artist_key=key)) == 0:
+        flt = PayloadFilter(artist_key=key)
+        if self.store.count(collection, flt) == 0:
+            if collection != META_ALIAS and self.store.count(META_ALIAS, flt) > 0:
+                raise SongSearchError(f"artist {artist!r} has no songs in {collection} (none in the training playlists)")
             raise SongSearchError(f"artist {artist!r} is not in the catalogue")
-        return PayloadFilter(artist_key=key)
+        return flt
 
     def _w2v_vector(self, song_id: int):
         found = self.store.vectors(W2V_ALIAS, [song_id])
@@ -77,14 +109,131 @@ class SongSearch:
             )
         raise SongSearchError(f"unknown song id {song_id}")
 
+    def _bridge_vector(self, meta_vector: np.ndarray, exclude: Sequence[int]) -> np.ndarray | None:
+        """A playlist vector for a song known by metadata only: the similarity-weighted
+        mean of the Word2Vec vectors of its nearest metadata neighbours (unfiltered)."""
+        meta_hits = self.store.query(META_ALIAS, meta_vector, BRIDGE_NEIGHBOURS, PayloadFilter().without_ids(exclude))
+        found = self.store.vectors(W2V_ALIAS, [h.song_id for h in meta_hits])
+        pairs = [(found[h.song_id], max(h.score, 0.0)) for h in meta_hits if h.song_id in found]
+        if not pairs or sum(w for _, w in pairs) == 0:
+            return None
+        return np.average(np.stack([v for v, _ in pairs]), axis=0, weights=[w for _, w in pairs])
+
+    def _fused(
+        self, lists: dict[str, tuple[str, list[Hit]]], limit: int, method: str, weights: dict[str, float] | None
+    ) -> list[Result]:
+        """Fuse ranked lists named by side ("w2v"/"meta"); each hit says which evidence found it."""
+        if weights is None:
+            weights = {side: BRIDGE_WEIGHT if lists[side][0] == "bridge" else 1.0 for side in lists}
+        ranked = {side: [(h.song_id, h.score) for h in hits] for side, (_, hits) in lists.items()}
+        payload = {h.song_id: h.payload for _, hits in lists.values() for h in hits}
+        found_by = {evidence: {h.song_id for h in hits} for evidence, hits in lists.values()}
+        return [
+            Result.from_hit(
+                Hit(song_id, score, payload[song_id]), tuple(e for e, ids in found_by.items() if song_id in ids)
+            )
+            for song_id, score in fusion.fuse(ranked, method, weights, limit)
+        ]
+
     # -- queries --
-    def similar(self, song_id: int, limit: int = 10, artist: str | None = None) -> list[Result]:
-        """Songs played in the same contexts as ``song_id`` (the song itself left out)."""
+    def similar(
+        self,
+        song_id: int,
+        limit: int = 10,
+        artist: str | None = None,
+        hybrid: bool = False,
+        fusion_method: str = "rrf",
+        weights: dict[str, float] | str | None = None,
+    ) -> list[Result]:
+        """Songs played in the same contexts as ``song_id`` (the song itself left out).
+
+        With ``hybrid``, the nearest songs in songs_w2v and in songs_meta are fused
+        (``fusion_method`` "rrf" or "dbsf", ``weights`` per side, e.g. "w2v=1,meta=0.5").
+        """
         _check_limit(limit)
         song_id = int(song_id)
-        vector = self._w2v_vector(song_id)
-        flt = self.payload_filter(artist).without_ids([song_id])
-        return [Result.from_hit(h, ("w2v",)) for h in self.store.query(W2V_ALIAS, vector, limit, flt)]
+        if not hybrid:
+            vector = self._w2v_vector(song_id)
+            flt = self.payload_filter(artist).without_ids([song_id])
+            return [Result.from_hit(h, ("w2v",)) for h in self.store.query(W2V_ALIAS, vector, limit, flt)]
+        weights = self._weights(weights, fusion_method)
+        meta_vector = self.store.vectors(META_ALIAS, [song_id]).get(song_id)
+        if meta_vector is None:
+            raise SongSearchError(f"unknown song id {song_id}")
+        flt = self.payload_filter(artist, META_ALIAS).without_ids([song_id])
+        candidates = fusion.candidates(limit)
+        meta_hits = self.store.query(META_ALIAS, meta_vector, candidates, flt)
+        w2v_vector = self.store.vectors(W2V_ALIAS, [song_id]).get(song_id)
+        evidence = "w2v"
+        if w2v_vector is None:  # in the catalogue but in no training playlist
+            w2v_vector, evidence = self._bridge_vector(meta_vector, [song_id]), "bridge"
+        lists = {"meta": ("meta", meta_hits)}
+        if w2v_vector is not None:
+            lists["w2v"] = (evidence, self.store.query(W2V_ALIAS, w2v_vector, candidates, flt))
+        return self._fused(lists, limit, fusion_method, weights)
+
+    def cold_start(
+        self,
+        context: Sequence[int] = (),
+        title: str | None = None,
+        artist: str | None = None,
+        limit: int = 10,
+        only_artist: str | None = None,
+        fusion_method: str = "rrf",
+        weights: dict[str, float] | str | None = None,
+    ) -> list[Result]:
+        """Songs for a song the model never saw.
+
+        * ``context``: ids of songs it was played with; their mean Word2Vec vector
+          is queried against songs_w2v (the context songs are left out).  Unknown
+          ids are skipped and listed in ``self.warnings``.
+        * ``title`` / ``artist``: its metadata, embedded like ingest did and queried
+          against songs_meta; without context, a playlist vector is also estimated
+          from its metadata neighbours (the "bridge").
+        Evidence from both sides is fused; ``only_artist`` filters every side.
+        """
+        _check_limit(limit)
+        self.warnings = []
+        title, artist = (title or "").strip(), (artist or "").strip()
+        context = [int(c) for c in context]
+        if not context and not title and not artist:
+            raise SongSearchError("give --context song ids, or --title and/or --artist of the new song")
+        weights = self._weights(weights, fusion_method)
+        flt = self.payload_filter(only_artist, META_ALIAS if (title or artist) else W2V_ALIAS)
+        candidates = fusion.candidates(limit)
+        lists: dict[str, tuple[str, list[Hit]]] = {}
+        if context:
+            found = self.store.vectors(W2V_ALIAS, context)
+            unknown = [c for c in context if c not in found]
+            if unknown:
+                self.warnings.append(f"skipped unknown context song id(s): {', '.join(map(str, unknown))}")
+            if not found:
+                raise SongSearchError("none of the --context song ids is known to the model")
+            mean = np.mean(np.stack(list(found.values())), axis=0)
+            lists["w2v"] = ("context", self.store.query(W2V_ALIAS, mean, candidates, flt.without_ids(found)))
+        if title or artist:
+            query = self.encoder.encode([title], [artist])[0]
+            meta_hits = self.store.query(META_ALIAS, query, candidates, flt.without_ids(context))
+            lists["meta"] = ("meta", meta_hits)
+            if "w2v" not in lists:
+                bridge = self._bridge_vector(query, context)
+                if bridge is not None:
+                    lists["w2v"] = ("bridge", self.store.query(W2V_ALIAS, bridge, candidates, flt))
+        if len(lists) == 1:
+            ((evidence, hits),) = lists.values()
+            return [Result.from_hit(h, (evidence,)) for h in hits[:limit]]
+        return self._fused(lists, limit, fusion_method, weights)
+
+    @staticmethod
+    def _weights(weights, method: str) -> dict[str, float] | None:
+        """Validated weights per side; None when the caller left them to the defaults."""
+        if method not in fusion.FUSIONS:
+            raise SongSearchError(f"unknown fusion {method!r}: use one of {', '.join(fusion.FUSIONS)}")
+        if weights is None:
+            return None
+        if isinstance(weights, dict):
+            return {**{side: 1.0 for side in SIDES}, **weights}
+        return fusion.parse_weights(weights, SIDES)
 
 
 def similar(song_id: int, limit: int = 10, artist: str | None = None) -> list[Result]:

@@ -10,8 +10,9 @@ trigrams into ARTIST_DIM signed buckets: fixed width however many artists
 there are (the seed's one-hot was 16,000 wide), and names that share words
 or spelling land close.
 
-Importing this module is cheap; torch and sentence-transformers are loaded
-on the first title that needs encoding.
+Importing this module is cheap: ingest loads sentence-transformers (torch)
+to encode the catalogue in batches; queries run the same model in numpy
+(search.minilm), which needs no torch.
 """
 
 from __future__ import annotations
@@ -80,6 +81,13 @@ def minilm_title_model() -> TitleModel:
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, TITLE_DIM), np.float32)
 
     return encode
+
+
+def numpy_title_model() -> TitleModel:
+    """The same model run in numpy: for one title at query time, without importing torch."""
+    from search.minilm import NumpyMiniLM
+
+    return NumpyMiniLM().encode
 
 
 class TitleCache:

@@ -26,6 +26,16 @@ FUSIONS = ("rrf", "dbsf")
 Ranked = Mapping[str, Sequence[tuple[int, float]]]
 
 
+def candidates(limit: int, k: int = RRF_K) -> int:
+    """How many songs to fetch from each side for a fused top ``limit``.
+
+    With two equally weighted lists cut at C, a song in neither list scores at
+    most 2 / (k + C + 1) under RRF, while the limit-th song of either list alone
+    has at least 1 / (k + limit); C = k + 2 * limit keeps such a song out.
+    """
+    return k + 2 * limit
+
+
 def rrf(lists: Ranked, weights: Mapping[str, float], k: int = RRF_K) -> dict[int, float]:
     fused: dict[int, float] = {}
     for name, ranked in lists.items():

@@ -30,7 +30,7 @@ def test_similar_prints_a_table(runner, ingested_home):
     result = runner.invoke(search_cli, ["similar", "--id", "0", "--limit", "3"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["rank", "song", "id", "title", "artist", "score"]
+    assert lines[0].split() == ["rank", "song", "id", "title", "artist", "score", "from"]
     assert len(lines) == 2 + 3
     assert lines[2].split()[0] == "1"
 
