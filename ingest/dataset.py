@@ -156,13 +156,15 @@ def fetch_url_dataset(base_url: str, cache_root: Path, timeout_s: float = 60.0) 
     target.mkdir(parents=True, exist_ok=True)
     for name in REQUIRED_FILES + OPTIONAL_FILES:
         path = target / name
-        if path.exists():
+        absent = target / f".absent-{name}"  # an optional file the server does not have
+        if path.exists() or absent.exists():
             continue
         try:
             with urllib.request.urlopen(base + name, timeout=timeout_s) as response:
                 data = response.read()
         except urllib.error.HTTPError as exc:
             if name in OPTIONAL_FILES and exc.code == 404:
+                absent.touch()
                 continue
             raise SongSearchError(f"cannot download {base + name}: HTTP {exc.code}; pass --data DIR") from None
         except (urllib.error.URLError, OSError) as exc:
