@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+
 import click
 
-from ingest.pipeline import IngestReport, run_ingest
+from ingest import publish as pub
+from ingest.pipeline import IngestReport, run_ingest, run_update
+from search.store import open_store
 from ingest.train import PRESETS, DEFAULT_PRESET
 from search.clikit import OneLineErrorGroup, format_table
 
@@ -20,7 +24,9 @@ def _print_summary(report: IngestReport) -> None:
             click.echo(f"  ... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more", err=True)
     click.echo(f"published version {report.version}: {report.songs} songs, {report.playlists} playlists")
     for alias, count in report.vectors.items():
-        click.echo(f"  {alias}: {count} vectors")
+        written = report.written.get(alias, count)
+        reused = f" ({written} written, the rest copied from the previous version)" if written < count else ""
+        click.echo(f"  {alias}: {count} vectors{reused}")
     click.echo(f"  titles encoded: {report.encoded_titles} (the rest from the embedding cache)")
     if report.dropped_versions:
         click.echo(f"  dropped old versions: {', '.join(report.dropped_versions)}")
@@ -41,18 +47,51 @@ def _print_summary(report: IngestReport) -> None:
 @click.option("--ns-exponent", type=float, help="Negative sampling exponent.")
 @click.option("--seed", type=int, help="Random seed.")
 @click.option("--workers", type=click.IntRange(min=1), help="Training threads.")
+@click.option("--update", "update_file", type=click.Path(dir_okay=False), metavar="PLAYLISTS", help="Continue training the live model on these playlists (one a line, no header lines).")
+@click.option("--songs", "songs_file", type=click.Path(dir_okay=False), metavar="SONG_HASH", help="With --update: metadata of new songs, in song_hash.txt format.")
 @click.option("--keep", default=2, show_default=True, type=click.IntRange(min=1), help="Versions to keep for rollback.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
-def cli(ctx, data, preset, keep, quiet, sg, **options):
+def cli(ctx, data, preset, update_file, songs_file, keep, quiet, sg, **options):
     """Train Word2Vec on the playlists and publish songs_w2v and songs_meta.
 
-    Runs a full ingest when no command is given.
+    Runs a full ingest (or, with --update, an incremental one) when no command is given.
     """
     if ctx.invoked_subcommand is not None:
         return
+    if update_file:
+        if data or any(v is not None for v in options.values()) or sg is not None:
+            raise click.UsageError("--update continues the live model with its own settings: no --data or training options")
+        _print_summary(run_update(update_file, songs_file, keep=keep, show_progress=not quiet))
+        return
+    if songs_file:
+        raise click.UsageError("--songs goes with --update")
     settings = PRESETS[preset].with_options(sg=int(sg) if sg is not None else None, **options)
     _print_summary(run_ingest(data=data, w2v=settings, keep=keep, show_progress=not quiet))
+
+
+@cli.command()
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def versions(as_json):
+    """What is published, what is kept, which is live."""
+    with open_store() as store:
+        found = pub.versions(store)
+    if as_json:
+        click.echo(json.dumps([v.__dict__ for v in found], indent=2))
+        return
+    if not found:
+        click.echo("nothing published yet: run `ingest`")
+        return
+    rows = [[v.name, "live" if v.live else ("kept" if v.complete else "incomplete")] for v in found]
+    click.echo(format_table(["version", "state"], rows))
+
+
+@cli.command()
+def rollback():
+    """Point the aliases back at the previous version."""
+    with open_store() as store:
+        target = pub.rollback(store)
+    click.echo(f"songs_w2v and songs_meta now serve version {target}")
 
 
 def main():

@@ -16,6 +16,7 @@ or empty required file is an error.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -39,6 +40,35 @@ class Song:
     tags: list[str] = field(default_factory=list)
 
 
+def count_plays(playlists: list[list[int]]) -> Counter:
+    """How often each song appears across the playlists."""
+    counts: Counter = Counter()
+    for playlist in playlists:
+        counts.update(playlist)
+    return counts
+
+
+@dataclass
+class Catalogue:
+    """What the payloads are made of: every song's metadata and its play count.
+
+    Saved beside each trained model, so that ``ingest --update`` can extend it.
+    """
+
+    songs: dict[int, Song]
+    plays: Counter
+
+    def save(self, path: Path) -> None:
+        data = {str(i): [s.title, s.artist, s.tags, self.plays.get(i, 0)] for i, s in self.songs.items()}
+        path.write_text(json.dumps(data, ensure_ascii=False))
+
+    @classmethod
+    def load(cls, path: Path) -> "Catalogue":
+        data = json.loads(path.read_text())
+        songs = {int(i): Song(title, artist, tags) for i, (title, artist, tags, _) in data.items()}
+        return cls(songs, Counter({int(i): row[3] for i, row in data.items() if row[3]}))
+
+
 @dataclass
 class Dataset:
     songs: dict[int, Song]
@@ -48,14 +78,13 @@ class Dataset:
     problems: list[str] = field(default_factory=list)
 
     def plays(self) -> Counter:
-        """How often each song appears across the playlists."""
-        counts: Counter = Counter()
-        for playlist in self.playlists:
-            counts.update(playlist)
-        return counts
+        return count_plays(self.playlists)
+
+    def catalogue(self) -> Catalogue:
+        return Catalogue(self.songs, self.plays())
 
 
-def _read_lines(path: Path, digest) -> list[str]:
+def read_lines(path: Path, digest) -> list[str]:
     if not path.is_file():
         raise SongSearchError(f"{path}: file not found")
     data = path.read_bytes()
@@ -115,14 +144,14 @@ def _attach_tags(directory: Path, songs: dict[int, Song], digest, problems: list
     if not (tags_path.is_file() and hash_path.is_file()):
         return
     names: dict[int, str] = {}
-    for number, line in enumerate(_read_lines(hash_path, digest), start=1):
+    for number, line in enumerate(read_lines(hash_path, digest), start=1):
         tag_id, sep, name = line.partition(",")
         if not sep or not tag_id.strip().isdigit():
             _note(problems, f"{hash_path.name}:{number}: expected 'id, name'")
             continue
         names[int(tag_id)] = name.strip()
     # tags.txt line i belongs to song i (ids in song_hash.txt run 0..n-1)
-    for song_id, line in enumerate(_read_lines(tags_path, digest)):
+    for song_id, line in enumerate(read_lines(tags_path, digest)):
         line = line.strip()
         if line in ("", "#") or song_id not in songs:
             continue
@@ -138,8 +167,8 @@ def read_dataset(directory: Path | str) -> Dataset:
         raise SongSearchError(f"{directory}: not a dataset directory (expected train.txt and song_hash.txt)")
     digest = hashlib.sha256()
     problems: list[str] = []
-    songs = parse_songs(_read_lines(directory / "song_hash.txt", digest), "song_hash.txt", problems)
-    train = _read_lines(directory / "train.txt", digest)
+    songs = parse_songs(read_lines(directory / "song_hash.txt", digest), "song_hash.txt", problems)
+    train = read_lines(directory / "train.txt", digest)
     if len(train) < 3:
         raise SongSearchError(f"{directory / 'train.txt'}: no playlists after the two header lines")
     playlists = parse_playlists(train[2:], "train.txt", 3, songs, problems)

@@ -8,6 +8,8 @@ they are complete and checked, and a failed run removes what it wrote.
 from __future__ import annotations
 
 import fcntl
+import hashlib
+import json
 import shutil
 import sys
 import time
@@ -19,8 +21,8 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest import publish as pub
-from ingest.dataset import Dataset, load_dataset
-from ingest.train import W2VSettings, save_model, song_vectors, train_word2vec
+from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
+from ingest.train import W2VSettings, continue_training, load_model, save_model, song_vectors, train_word2vec
 from search.contract import META_ALIAS, W2V_ALIAS, Settings, SongSearchError, physical_name, song_payload
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
@@ -36,6 +38,12 @@ class IngestReport:
     problems: list[str] = field(default_factory=list)
     dropped_versions: list[str] = field(default_factory=list)
     encoded_titles: int = 0
+    #: points written per collection (fewer than its vectors when derived from the live version)
+    written: dict[str, int] = field(default_factory=dict)
+
+
+CATALOGUE_FILE = "catalogue.json"
+DIGESTS_FILE = "digests.json"
 
 
 class _Stages:
@@ -68,18 +76,16 @@ def _bar(show: bool, desc: str, total: int | None = None, unit: str = "it"):
 
 
 def build_collections(
-    dataset: Dataset, word_ids: np.ndarray, word_vectors: np.ndarray, encoder: MetadataEncoder, show_progress: bool
+    catalogue: Catalogue, word_ids: np.ndarray, word_vectors: np.ndarray, encoder: MetadataEncoder, show_progress: bool
 ) -> dict[str, pub.CollectionData]:
-    plays = dataset.plays()
-    song_ids = np.array(sorted(dataset.songs), dtype=np.int64)
+    song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
+    songs = [catalogue.songs[int(i)] for i in song_ids]
     payload_of = {
-        int(i): song_payload(int(i), s.title, s.artist, s.tags, plays.get(int(i), 0))
-        for i, s in ((i, dataset.songs[int(i)]) for i in song_ids)
+        int(i): song_payload(int(i), s.title, s.artist, s.tags, catalogue.plays.get(int(i), 0))
+        for i, s in zip(song_ids, songs)
     }
     with _bar(show_progress, "encoding titles", unit="title") as bar:
-        meta_vectors = encoder.encode(
-            [dataset.songs[int(i)].title for i in song_ids], [dataset.songs[int(i)].artist for i in song_ids], bar
-        )
+        meta_vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], bar)
     return {
         W2V_ALIAS: pub.CollectionData(word_ids, word_vectors, [payload_of[int(i)] for i in word_ids]),
         META_ALIAS: pub.CollectionData(song_ids, meta_vectors, [payload_of[int(i)] for i in song_ids]),
@@ -95,36 +101,60 @@ def _prune_models(settings: Settings, store: Store) -> None:
             shutil.rmtree(directory, ignore_errors=True)
 
 
+def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
+    """The live version and the point digests its ingest recorded, if both are here."""
+    live = pub.live_version(store)
+    path = settings.models_dir / live / DIGESTS_FILE if live else None
+    if path is None or not path.is_file():
+        return None
+    try:
+        recorded = json.loads(path.read_text())
+        return live, {alias: {int(i): d for i, d in digests.items()} for alias, digests in recorded.items()}
+    except (ValueError, AttributeError):
+        return None  # unreadable: write everything afresh
+
+
 def publish_model(
-    dataset: Dataset,
+    catalogue: Catalogue,
+    fingerprint: str,
     model,
     w2v: W2VSettings,
     store: Store,
     settings: Settings,
     encoder: MetadataEncoder,
     keep: int,
-    version: str,
     report: IngestReport,
     show_progress: bool,
 ) -> IngestReport:
     """Everything after training: embeddings, new collections, checks, the alias switch."""
     stage = _Stages(report.seconds)
+    version = report.version
+    model_dir = settings.models_dir / version
     try:
-        save_model(model, w2v, dataset.fingerprint, settings.models_dir / version)
+        with stage("save model"):
+            save_model(model, w2v, fingerprint, model_dir)
+            catalogue.save(model_dir / CATALOGUE_FILE)
         word_ids, word_vectors = song_vectors(model)
         with stage("encode metadata"):
-            collections = build_collections(dataset, word_ids, word_vectors, encoder, show_progress)
+            collections = build_collections(catalogue, word_ids, word_vectors, encoder, show_progress)
             if encoder.cache is not None:
                 encoder.cache.save()
+        live = _live_digests(settings, store)
+        digests = {}
         for alias, data in collections.items():
-            with stage(f"upsert {alias}"), _bar(show_progress, f"upserting {alias}", len(data.ids), "pt") as bar:
-                pub.write_collection(store, physical_name(alias, version), data, bar)
+            with stage(f"upsert {alias}"), _bar(show_progress, f"upserting {alias}", unit="pt") as bar:
+                digests[alias] = pub.point_digests(data)
+                base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
+                report.written[alias] = pub.write_collection(
+                    store, physical_name(alias, version), data, digests[alias], base, bar
+                )
+        (model_dir / DIGESTS_FILE).write_text(json.dumps({a: {str(i): d for i, d in ds.items()} for a, ds in digests.items()}))
         with stage("verify and publish"):
             report.dropped_versions = pub.publish(store, version, collections, keep)
     except BaseException:
         # the live version is untouched; remove what this run wrote
         pub.delete_unpublished(store, version)
-        shutil.rmtree(settings.models_dir / version, ignore_errors=True)
+        shutil.rmtree(model_dir, ignore_errors=True)
         raise
     _prune_models(settings, store)
     report.vectors = {alias: len(data.ids) for alias, data in collections.items()}
@@ -157,4 +187,61 @@ def run_ingest(
         report.songs, report.playlists, report.problems = len(dataset.songs), len(dataset.playlists), dataset.problems
         with stage("train word2vec"), _bar(show_progress, "training word2vec", w2v.epochs, "epoch") as bar:
             model = train_word2vec(dataset.playlists, w2v, bar)
-        return publish_model(dataset, model, w2v, store, settings, encoder, keep, report.version, report, show_progress)
+        return publish_model(
+            dataset.catalogue(), dataset.fingerprint, model, w2v, store, settings, encoder, keep, report, show_progress
+        )
+
+
+def _read_update(playlists_file: Path, songs_file: Path | None, catalogue: Catalogue) -> tuple[list[list[int]], dict[int, Song], str]:
+    """New playlists (no header lines) and new songs; every id must be known or come with --songs."""
+    digest = hashlib.sha256()
+    problems: list[str] = []
+    new_songs = parse_songs(read_lines(songs_file, digest), songs_file.name, problems) if songs_file else {}
+    lines = read_lines(playlists_file, digest)
+    known = catalogue.songs.keys() | new_songs.keys()
+    unknown = sorted({int(t) for line in lines for t in line.split() if t.isdigit()} - known)
+    if unknown:
+        shown = ", ".join(map(str, unknown[:5])) + (", ..." if len(unknown) > 5 else "")
+        hint = "add them to" if songs_file else "give their metadata with --songs FILE (song_hash.txt format)"
+        raise SongSearchError(f"{playlists_file.name}: {len(unknown)} unknown song id(s) ({shown}): {hint}")
+    playlists = parse_playlists(lines, playlists_file.name, 1, known, problems)
+    if problems:
+        raise SongSearchError(f"{problems[0]} ({len(problems)} problem(s) in the update; nothing published)")
+    if not playlists:
+        raise SongSearchError(f"{playlists_file}: no playlist with at least 2 songs")
+    return playlists, new_songs, digest.hexdigest()
+
+
+def run_update(
+    playlists_file: str | Path,
+    songs_file: str | Path | None = None,
+    keep: int = 2,
+    settings: Settings | None = None,
+    store: Store | None = None,
+    encoder: MetadataEncoder | None = None,
+    show_progress: bool = True,
+) -> IngestReport:
+    """Continue training the live model on new playlists, then publish a new version."""
+    settings = settings or Settings.from_env()
+    report = IngestReport(version=pub.new_version_name(), songs=0, playlists=0, vectors={})
+    stage = _Stages(report.seconds)
+    with ingest_lock(settings.home):
+        store = store or open_store(settings)
+        encoder = encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir))
+        pub.remove_leftovers(store)
+        live = pub.live_version(store)
+        if live is None:
+            raise SongSearchError("nothing is published yet: run a full `ingest --data DIR` first")
+        with stage("read update"):
+            model, w2v, fingerprint = load_model(settings.models_dir / live)
+            catalogue = Catalogue.load(settings.models_dir / live / CATALOGUE_FILE)
+            playlists, new_songs, update_digest = _read_update(
+                Path(playlists_file), Path(songs_file) if songs_file else None, catalogue
+            )
+        catalogue.songs.update(new_songs)
+        catalogue.plays.update(count_plays(playlists))
+        report.songs, report.playlists = len(catalogue.songs), len(playlists)
+        with stage("train word2vec"), _bar(show_progress, "training word2vec", model.epochs, "epoch") as bar:
+            continue_training(model, playlists, bar)
+        fingerprint = hashlib.sha256((fingerprint + update_digest).encode()).hexdigest()[:16]
+        return publish_model(catalogue, fingerprint, model, w2v, store, settings, encoder, keep, report, show_progress)

@@ -10,14 +10,20 @@ rollback, ``keep`` in all.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import time
 from dataclasses import dataclass
+from typing import Sequence
 import numpy as np
 
 from search.contract import ALIASES, W2V_ALIAS, SongSearchError, physical_name, split_physical_name
 from search.store import Store
 
 PROBE_DEPTH = 10
+#: Derive a version from the live one when at most this share of points changed;
+#: beyond it a fresh, fully indexed collection is cheaper to query.
+MAX_DELTA_SHARE = 0.3
 
 
 @dataclass
@@ -43,14 +49,54 @@ def new_version_name() -> str:
     return time.strftime("%Y%m%dt%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}"
 
 
-def write_collection(store: Store, name: str, data: CollectionData, progress=None, batch: int = 5000) -> None:
-    store.create_collection(name, data.dim)
-    for start in range(0, len(data.ids), batch):
-        stop = start + batch
-        store.upsert(name, data.ids[start:stop], data.vectors[start:stop], data.payloads[start:stop])
+def point_digests(data: CollectionData) -> dict[int, str]:
+    """A digest of each point's vector and payload: what changed between two versions."""
+    return {
+        int(i): hashlib.blake2b(
+            vector.tobytes() + json.dumps(payload, sort_keys=True).encode(), digest_size=12
+        ).hexdigest()
+        for i, vector, payload in zip(data.ids, np.asarray(data.vectors, dtype=np.float32), data.payloads)
+    }
+
+
+def _upsert(store: Store, name: str, data: CollectionData, rows: Sequence[int], progress, batch: int = 5000) -> None:
+    if progress is not None:
+        progress.reset(total=len(rows))
+    for start in range(0, len(rows), batch):
+        chunk = list(rows[start : start + batch])
+        store.upsert(name, data.ids[chunk], data.vectors[chunk], [data.payloads[i] for i in chunk])
         if progress is not None:
-            progress.update(min(stop, len(data.ids)) - start)
+            progress.update(len(chunk))
+
+
+def write_collection(
+    store: Store,
+    name: str,
+    data: CollectionData,
+    digests: dict[int, str],
+    base: tuple[str, dict[int, str]] | None = None,
+    progress=None,
+) -> int:
+    """Write ``data`` as collection ``name``; returns how many points were written.
+
+    With ``base`` (a live collection and its point digests), a backend that can
+    copy collections starts from a copy and writes only the points that changed,
+    when few did: a re-ingest with unchanged metadata writes nothing.
+    """
+    if base is not None:
+        base_name, base_digests = base
+        changed = [row for row, i in enumerate(data.ids) if base_digests.get(int(i)) != digests[int(i)]]
+        removed = sorted(set(base_digests) - set(digests))
+        if len(changed) + len(removed) <= MAX_DELTA_SHARE * len(data.ids) and store.copy_collection(base_name, name):
+            if removed:
+                store.delete_points(name, removed)
+            _upsert(store, name, data, changed, progress)
+            store.finish_collection(name, reindex=False)
+            return len(changed)
+    store.create_collection(name, data.dim)
+    _upsert(store, name, data, range(len(data.ids)), progress)
     store.finish_collection(name)
+    return len(data.ids)
 
 
 def verify_collection(store: Store, name: str, data: CollectionData) -> None:

@@ -49,8 +49,15 @@ class Store(ABC):
     def upsert(self, name: str, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict]) -> None: ...
 
     @abstractmethod
-    def finish_collection(self, name: str) -> None:
-        """Make the written points durable and indexed, ready to serve."""
+    def finish_collection(self, name: str, reindex: bool = True) -> None:
+        """Make the written points durable (and, with ``reindex``, fully indexed), ready to serve."""
+
+    def copy_collection(self, source: str, target: str) -> bool:
+        """Copy a whole collection cheaply, if this backend can; False if it cannot."""
+        return False
+
+    @abstractmethod
+    def delete_points(self, name: str, ids: Sequence[int]) -> None: ...
 
     @abstractmethod
     def delete_collection(self, name: str) -> None: ...

@@ -124,7 +124,21 @@ class EdgeStore(Store):
             ]
             shard.update(qe.UpdateOperation.upsert_points(points))
 
-    def finish_collection(self, name: str) -> None:
+    def copy_collection(self, source: str, target: str) -> bool:
+        """A file copy of a published shard (never written again, so the copy is consistent)."""
+        destination = self._collections_dir / target
+        if destination.exists():
+            raise SongSearchError(f"collection {target} already exists")
+        partial = destination.with_name(f".copying-{target}")
+        shutil.rmtree(partial, ignore_errors=True)
+        shutil.copytree(self._collections_dir / self._resolve(source), partial)
+        os.replace(partial, destination)
+        return True
+
+    def delete_points(self, name: str, ids: Sequence[int]) -> None:
+        self._shard(name).update(qe.UpdateOperation.delete_points([int(i) for i in ids]))
+
+    def finish_collection(self, name: str, reindex: bool = True) -> None:
         shard = self._shard(name)
         # no payload-aware HNSW links: an artist has few songs, which the payload index
         # scans exactly, and the extra graphs tripled the indexing time
@@ -135,8 +149,9 @@ class EdgeStore(Store):
             schema = qe.IntegerIndexParams(lookup=False, range=True, enable_hnsw=False)
             shard.update(qe.UpdateOperation.create_field_index(field, schema))
         shard.flush()
-        shard.optimize()
-        shard.flush()
+        if reindex:  # a small delta stays in a plain segment: exact search over it is cheap
+            shard.optimize()
+            shard.flush()
 
     def delete_collection(self, name: str) -> None:
         shard = self._shards.pop(name, None)

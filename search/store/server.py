@@ -90,7 +90,12 @@ class ServerStore(Store):
             )
 
     @_one_line_errors
-    def finish_collection(self, name: str) -> None:
+    def delete_points(self, name: str, ids: Sequence[int]) -> None:
+        self.client.delete(name, points_selector=qm.PointIdsList(points=[int(i) for i in ids]), wait=True)
+
+    @_one_line_errors
+    def finish_collection(self, name: str, reindex: bool = True) -> None:
+        # the server indexes in the background as it sees fit; payload indexes are ours to ask for
         schema = {**{f: qm.PayloadSchemaType.KEYWORD for f in KEYWORD_INDEXED_FIELDS},
                   **{f: qm.PayloadSchemaType.INTEGER for f in INTEGER_INDEXED_FIELDS}}
         with warnings.catch_warnings():
