@@ -59,6 +59,7 @@ class SongSearch:
         self.settings = settings or Settings.from_env()
         self.store = store or open_store(self.settings)
         self._encoder = encoder
+        self._w2v, self._meta = W2V_ALIAS, META_ALIAS
         #: what the last call skipped (unknown context ids), for the CLI to report
         self.warnings: list[str] = []
 
@@ -81,7 +82,14 @@ class SongSearch:
         self.close()
 
     # -- building blocks --
-    def payload_filter(self, artist: str | None, collection: str = W2V_ALIAS) -> PayloadFilter:
+    def _pin(self) -> None:
+        """Resolve both aliases once per call, so that one answer reads one version,
+        even while ingest switches the aliases."""
+        aliases = self.store.aliases()
+        self._w2v = aliases.get(W2V_ALIAS, W2V_ALIAS)
+        self._meta = aliases.get(META_ALIAS, META_ALIAS)
+
+    def payload_filter(self, artist: str | None, collection: str | None = None) -> PayloadFilter:
         """The filter for ``--artist``; an artist not in the catalogue is an error, not an empty answer.
 
         Checked in the collection about to be queried first, so that a plain
@@ -93,17 +101,18 @@ class SongSearch:
         if not key:
             raise SongSearchError("--artist is empty")
         flt = PayloadFilter(artist_key=key)
+        collection = collection or self._w2v
         if self.store.count(collection, flt) == 0:
-            if collection != META_ALIAS and self.store.count(META_ALIAS, flt) > 0:
+            if collection != self._meta and self.store.count(self._meta, flt) > 0:
                 raise SongSearchError(f"artist {artist!r} has no songs in {collection} (none in the training playlists)")
             raise SongSearchError(f"artist {artist!r} is not in the catalogue")
         return flt
 
     def _w2v_vector(self, song_id: int):
-        found = self.store.vectors(W2V_ALIAS, [song_id])
+        found = self.store.vectors(self._w2v, [song_id])
         if song_id in found:
             return found[song_id]
-        if self.store.payloads(META_ALIAS, [song_id]):
+        if self.store.payloads(self._meta, [song_id]):
             raise SongSearchError(
                 f"song {song_id} is in no playlist the model was trained on: try --hybrid or `search cold-start`"
             )
@@ -112,8 +121,8 @@ class SongSearch:
     def _bridge_vector(self, meta_vector: np.ndarray, exclude: Sequence[int]) -> np.ndarray | None:
         """A playlist vector for a song known by metadata only: the similarity-weighted
         mean of the Word2Vec vectors of its nearest metadata neighbours (unfiltered)."""
-        meta_hits = self.store.query(META_ALIAS, meta_vector, BRIDGE_NEIGHBOURS, PayloadFilter().without_ids(exclude))
-        found = self.store.vectors(W2V_ALIAS, [h.song_id for h in meta_hits])
+        meta_hits = self.store.query(self._meta, meta_vector, BRIDGE_NEIGHBOURS, PayloadFilter().without_ids(exclude))
+        found = self.store.vectors(self._w2v, [h.song_id for h in meta_hits])
         pairs = [(found[h.song_id], max(h.score, 0.0)) for h in meta_hits if h.song_id in found]
         if not pairs or sum(w for _, w in pairs) == 0:
             return None
@@ -151,25 +160,26 @@ class SongSearch:
         (``fusion_method`` "rrf" or "dbsf", ``weights`` per side, e.g. "w2v=1,meta=0.5").
         """
         _check_limit(limit)
+        self._pin()
         song_id = int(song_id)
         if not hybrid:
             vector = self._w2v_vector(song_id)
             flt = self.payload_filter(artist).without_ids([song_id])
-            return [Result.from_hit(h, ("w2v",)) for h in self.store.query(W2V_ALIAS, vector, limit, flt)]
+            return [Result.from_hit(h, ("w2v",)) for h in self.store.query(self._w2v, vector, limit, flt)]
         weights = self._weights(weights, fusion_method)
-        meta_vector = self.store.vectors(META_ALIAS, [song_id]).get(song_id)
+        meta_vector = self.store.vectors(self._meta, [song_id]).get(song_id)
         if meta_vector is None:
             raise SongSearchError(f"unknown song id {song_id}")
-        flt = self.payload_filter(artist, META_ALIAS).without_ids([song_id])
+        flt = self.payload_filter(artist, self._meta).without_ids([song_id])
         candidates = fusion.candidates(limit)
-        meta_hits = self.store.query(META_ALIAS, meta_vector, candidates, flt)
-        w2v_vector = self.store.vectors(W2V_ALIAS, [song_id]).get(song_id)
+        meta_hits = self.store.query(self._meta, meta_vector, candidates, flt)
+        w2v_vector = self.store.vectors(self._w2v, [song_id]).get(song_id)
         evidence = "w2v"
         if w2v_vector is None:  # in the catalogue but in no training playlist
             w2v_vector, evidence = self._bridge_vector(meta_vector, [song_id]), "bridge"
         lists = {"meta": ("meta", meta_hits)}
         if w2v_vector is not None:
-            lists["w2v"] = (evidence, self.store.query(W2V_ALIAS, w2v_vector, candidates, flt))
+            lists["w2v"] = (evidence, self.store.query(self._w2v, w2v_vector, candidates, flt))
         return self._fused(lists, limit, fusion_method, weights)
 
     def cold_start(
@@ -193,32 +203,33 @@ class SongSearch:
         Evidence from both sides is fused; ``only_artist`` filters every side.
         """
         _check_limit(limit)
+        self._pin()
         self.warnings = []
         title, artist = (title or "").strip(), (artist or "").strip()
         context = [int(c) for c in context]
         if not context and not title and not artist:
             raise SongSearchError("give --context song ids, or --title and/or --artist of the new song")
         weights = self._weights(weights, fusion_method)
-        flt = self.payload_filter(only_artist, META_ALIAS if (title or artist) else W2V_ALIAS)
+        flt = self.payload_filter(only_artist, self._meta if (title or artist) else self._w2v)
         candidates = fusion.candidates(limit)
         lists: dict[str, tuple[str, list[Hit]]] = {}
         if context:
-            found = self.store.vectors(W2V_ALIAS, context)
+            found = self.store.vectors(self._w2v, context)
             unknown = [c for c in context if c not in found]
             if unknown:
                 self.warnings.append(f"skipped unknown context song id(s): {', '.join(map(str, unknown))}")
             if not found:
                 raise SongSearchError("none of the --context song ids is known to the model")
             mean = np.mean(np.stack(list(found.values())), axis=0)
-            lists["w2v"] = ("context", self.store.query(W2V_ALIAS, mean, candidates, flt.without_ids(found)))
+            lists["w2v"] = ("context", self.store.query(self._w2v, mean, candidates, flt.without_ids(found)))
         if title or artist:
             query = self.encoder.encode([title], [artist])[0]
-            meta_hits = self.store.query(META_ALIAS, query, candidates, flt.without_ids(context))
+            meta_hits = self.store.query(self._meta, query, candidates, flt.without_ids(context))
             lists["meta"] = ("meta", meta_hits)
             if "w2v" not in lists:
                 bridge = self._bridge_vector(query, context)
                 if bridge is not None:
-                    lists["w2v"] = ("bridge", self.store.query(W2V_ALIAS, bridge, candidates, flt))
+                    lists["w2v"] = ("bridge", self.store.query(self._w2v, bridge, candidates, flt))
         if len(lists) == 1:
             ((evidence, hits),) = lists.values()
             return [Result.from_hit(h, (evidence,)) for h in hits[:limit]]
