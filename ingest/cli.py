@@ -96,3 +96,65 @@ def rollback():
 
 def main():
     cli(prog_name="ingest")
+
+
+@cli.command("evaluate")
+@click.option("--data", "data_dir", metavar="DIR_OR_URL", help="Dataset directory or URL base. [default: $SONGSEARCH_DATA, else the public Yes.com URL]")
+@click.option("--holdout", default=0.1, show_default=True, type=click.FloatRange(0, 1, min_open=True, max_open=True), help="Share of playlists held out.")
+@click.option("--seed", default=7, show_default=True, type=int, help="Split and query sampling seed.")
+@click.option("--k", "k", default=10, show_default=True, type=click.IntRange(min=1), help="Cut-off of the table.")
+@click.option("--queries", default=5000, show_default=True, type=click.IntRange(min=1), help="Query positions sampled from held-out playlists.")
+@click.option("--cold", default=500, show_default=True, type=click.IntRange(min=0), help="Songs hidden from training for the cold-start table (0 = none).")
+@click.option("--preset", "presets", multiple=True, type=click.Choice(sorted(PRESETS)), help=f"Word2Vec presets to compare (repeatable). [default: {DEFAULT_PRESET} and seed]")
+@click.option("--no-meta", is_flag=True, help="Skip the metadata, hybrid and metadata cold-start rows (no title encoding).")
+@click.option("--options/--no-options", "with_options", default=True, show_default=True, help="Also score the default with a min-plays filter, output vectors and a blend.")
+@click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a markdown report (and PNG plots in img/ next to it), e.g. docs/quality.md.")
+@click.option("--tuning", "tuning_path", type=click.Path(dir_okay=False), default="docs/tuning.json", show_default=True, help="Search results to include in the report, if the file exists.")
+@click.option("--gate/--no-gate", "with_gate", default=True, show_default=True, help="With --report, also time the publish quality gate.")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+def evaluate_command(data_dir, holdout, seed, k, queries, cold, presets, no_meta, with_options, report_path, tuning_path, with_gate, as_json):
+    """Measure recommendation quality on held-out playlists (docs/quality.md explains the metrics)."""
+    import json as _json
+    import sys as _sys
+    from pathlib import Path as _Path
+
+    from ingest import evaluate as ev
+    from ingest.dataset import load_dataset
+    from search.contract import Settings as _Settings
+
+    ks = tuple(sorted(set(ev.KS) | {k}))
+    dataset = load_dataset(data_dir, _Settings.from_env().home / "datasets")
+    names = list(dict.fromkeys(presets or (DEFAULT_PRESET, "seed")))
+    labels = {name: f"w2v {'default' if name == DEFAULT_PRESET and not presets else name}" for name in names}
+    settings = {labels[n]: PRESETS[n] for n in names}
+    first = labels[names[0]]
+    say = None if as_json else (lambda message: click.echo(message, err=True))
+    evaluation = ev.evaluate(
+        dataset, settings, holdout=holdout, seed=seed, queries=queries, cold=cold, ks=ks, with_meta=not no_meta,
+        min_plays=(3, 10) if with_options else (), variants_for=(first,) if with_options else (), progress=say,
+        keep_vectors=bool(report_path),
+    )
+    if report_path:
+        gate = None
+        if with_gate:
+            if say:
+                say("timing the quality gate ...")
+            gate = ev.quality_gate(dataset, PRESETS[DEFAULT_PRESET])
+        tuning = _json.loads(_Path(tuning_path).read_text()) if tuning_path and _Path(tuning_path).is_file() else None
+        seed_label = labels.get("seed", first)
+        ev.write_report(evaluation, _Path(report_path), tuning, gate, default_label=first, seed_label=seed_label)
+        if say:
+            say(f"wrote {report_path}")
+    if as_json:
+        payload = evaluation.to_dict()
+        payload["k"] = k
+        click.echo(_json.dumps(payload, indent=1))
+        return
+    headers, rows = ev.format_rows(evaluation.table("warm", k), k)
+    click.echo(format_table(headers, rows))
+    if evaluation.cold:
+        click.echo(f"\ncold start ({evaluation.data['cold_queries']} songs hidden from training):")
+        headers, rows = ev.format_rows(evaluation.table("cold", k), k)
+        click.echo(format_table(headers, rows))
+    times = ", ".join(f"{label} {s:.0f} s" for label, s in evaluation.train_seconds.items())
+    click.echo(f"\n{evaluation.data['queries']} queries, {evaluation.data['heldout_playlists']} held-out playlists; training {times}; total {evaluation.seconds:.0f} s", file=_sys.stdout)

@@ -760,6 +760,8 @@ def evaluate(
 GATE_METRIC = f"coplay@{HEADLINE_K}"
 #: A new model may be at most this much (relative) worse than the live one on GATE_METRIC.
 GATE_MARGIN = 0.10
+#: ... and must beat max(popularity, chance) on the same queries by this much (relative).
+FLOOR_LIFT = 0.25
 QUALITY_FILE = "quality.json"
 
 
@@ -826,8 +828,9 @@ def quality_gate(
       default settings, two cores; well under a second on test data.
     * ``verdict.passed`` is False (refuse to publish unless ``--force``) when
 
-      - the model does not beat popularity on ``GATE_METRIC`` (coplay@10) on the
-        same queries (``verdict.floor``): a broken model, whatever the live one; or
+      - the model does not beat ``verdict.floor`` = max(popularity, chance level)
+        on ``GATE_METRIC`` (coplay@10), same queries, by ``FLOOR_LIFT`` (25 %
+        relative): a broken model, whatever the live one; or
       - ``live_metrics`` was recorded under the same ``protocol.version`` and the
         new value < live value x (1 - ``margin``) (default 10 % relative drop).
 
@@ -860,15 +863,15 @@ def quality_gate(
     if comparable:
         live_value = float(live_metrics[metric])
         change = value / live_value - 1 if live_value > 0 else None
-    if not (value > floor):
-        passed, reason = False, f"{metric} {value:.4f} does not beat popularity or chance ({floor:.4f}) on the same queries"
+    if not (value > floor * (1 + FLOOR_LIFT)):
+        passed, reason = False, f"{metric} {value:.4f} does not beat max(popularity, chance) ({floor:.4f}) by {FLOOR_LIFT:.0%} on the same queries"
     elif comparable and value < live_value * (1 - margin):
         passed, reason = False, f"{metric} {value:.4f} is {-change:.1%} below the live version's {live_value:.4f} (allowed: {margin:.0%})"
     elif comparable:
         passed, reason = True, f"{metric} {value:.4f} vs live {live_value:.4f} ({change:+.1%}, allowed drop {margin:.0%})"
     else:
         why = "no live metrics recorded" if not live_metrics else f"live metrics from another protocol ({live_metrics.get('protocol_version')})"
-        passed, reason = True, f"{metric} {value:.4f} beats popularity and chance ({floor:.4f}); {why}"
+        passed, reason = True, f"{metric} {value:.4f} beats max(popularity, chance) ({floor:.4f}); {why}"
     metrics["protocol_version"] = protocol.version
     return GateVerdict(passed, reason, metric, value, live_value, margin, change, floor, metrics, asdict(protocol), time.perf_counter() - start)
 
@@ -978,6 +981,7 @@ def _settings_diff(a: Mapping, b: Mapping) -> str:
 def write_report(evaluation: Evaluation, path: Path, tuning: Mapping | None = None, gate: GateVerdict | None = None, command: str = "make eval", default_label: str = "w2v default", seed_label: str = "w2v seed") -> Path:
     """docs/quality.md and its PNGs (in ``img/`` next to it) from one :func:`evaluate` run."""
     path = Path(path)
+    labels_first = next(iter(evaluation.settings))
     img = path.parent / "img"
     img.mkdir(parents=True, exist_ok=True)
     e, d, k = evaluation, evaluation.data, HEADLINE_K
@@ -1036,7 +1040,7 @@ def write_report(evaluation: Evaluation, path: Path, tuning: Mapping | None = No
             "",
             f"{d['cold_queries']} songs that occur in held-out playlists are hidden from training entirely (every "
             "occurrence cut out of the training playlists). Each is queried once, from one held-out occurrence, "
-            f"and placed by: **context average**, the mean `{seed_label}`-trained... (see below) w2v vector of the songs "
+            f"and placed by: **context average**, the mean `{labels_first}` vector of the songs "
             "played within 5 positions of it in the training playlists (plays that happened but that the model "
             "never saw); **metadata**, its MiniLM title + artist vector; **bridge**, the similarity-weighted mean of "
             f"the w2v vectors of its {BRIDGE_NEIGHBOURS} nearest metadata neighbours, then a w2v search. Item-item "

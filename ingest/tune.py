@@ -37,15 +37,16 @@ TAG_TOLERANCE = 0.002
 #: window and sample to matter most for music), costly ones last.
 GRID: list[tuple[str, list]] = [
     ("negative", [5, 10, 20]),
-    ("window", [50, 100, 200]),
+    ("window", [5, 10, 50]),
     ("sample", [1e-4, 1e-5, 0.0]),
     ("ns_exponent", [-0.5, 0.0, 0.5, 1.0]),
     ("epochs", [10, 20, 40]),
     ("vector_size", [64, 128]),
-    ("window", [50, 100, 200, 400]),
-    ("negative", [5, 10, 20, 50]),
+    ("window", [3, 5, 10, 20, 50]),
+    ("negative", [3, 5, 10, 20]),
     ("sg", [1]),
     ("ns_exponent", [-0.5, -0.25, 0.0, 0.25, 0.5, 1.0]),
+    ("sample", [1e-3, 1e-4, 1e-5]),
     ("epochs", [10, 20, 40, 60]),
 ]
 
