@@ -1,0 +1,219 @@
+"""Ingest after every retrain: versions behind aliases, rollback, failures, updates, idempotence."""
+
+import errno
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from click.testing import CliRunner
+
+from ingest import publish as pub
+from ingest.cli import cli as ingest_cli
+from ingest.pipeline import run_update
+from search.api import SongSearch
+from search.contract import META_ALIAS, W2V_ALIAS, SongSearchError
+from search.encoder import MetadataEncoder
+from search.store import open_store
+from search.store.edge import EdgeStore
+from tests.conftest import TEST_W2V, fake_title_model, ingest_planted
+
+
+def fake_encoder():
+    return MetadataEncoder(title_model=fake_title_model)
+
+
+def all_points(store, alias, ids):
+    return store.payloads(alias, ids), {i: v.round(5).tolist() for i, v in store.vectors(alias, ids).items()}
+
+
+def answer(store, settings):
+    return [(r.song_id, round(r.score, 5)) for r in SongSearch(store=store, settings=settings).similar(0, limit=5)]
+
+
+def test_each_ingest_publishes_a_new_version_and_keeps_the_last_two(planted, home_settings, store):
+    names = [ingest_planted(planted, home_settings, store).version for _ in range(3)]
+    found = pub.versions(store)
+    assert [v.name for v in found] == names[1:]
+    assert [v.live for v in found] == [False, True]
+    assert store.aliases() == {W2V_ALIAS: f"songs_w2v__{names[2]}", META_ALIAS: f"songs_meta__{names[2]}"}
+    assert sorted(p.name for p in home_settings.models_dir.iterdir()) == names[1:]
+
+
+def test_reingest_of_the_same_data_is_identical_and_copies_unchanged_metadata(planted, home_settings, store):
+    first = ingest_planted(planted, home_settings, store)
+    ids = list(range(48))
+    before = {alias: all_points(store, alias, ids) for alias in (W2V_ALIAS, META_ALIAS)}
+    second = ingest_planted(planted, home_settings, store)
+    after = {alias: all_points(store, alias, ids) for alias in (W2V_ALIAS, META_ALIAS)}
+    assert second.version != first.version
+    assert after == before  # same data, same seed, one worker: same payloads, vectors and ids
+    if isinstance(store, EdgeStore):  # the embedded store copies unchanged collections
+        assert second.written == {W2V_ALIAS: 0, META_ALIAS: 0}
+    else:
+        assert second.written == {W2V_ALIAS: 48, META_ALIAS: 48}
+
+
+def test_rollback_serves_the_previous_version(planted, home_settings, store):
+    ingest_planted(planted, home_settings, store)
+    old = answer(store, home_settings)
+    different = TEST_W2V.with_options(seed=99, vector_size=12)
+    second = ingest_planted(planted, home_settings, store, w2v=different)
+    assert answer(store, home_settings) != old
+    target = pub.rollback(store)
+    assert target < second.version and pub.live_version(store) == target
+    assert answer(store, home_settings) == old
+    with pytest.raises(SongSearchError, match="no older version"):
+        pub.rollback(store)
+
+
+def test_failed_upsert_leaves_the_live_version_serving_and_nothing_behind(planted, home_settings, store, monkeypatch):
+    live = ingest_planted(planted, home_settings, store).version
+    before = answer(store, home_settings)
+
+    def failing_upsert(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(store, "upsert", failing_upsert)
+    with pytest.raises(OSError):
+        ingest_planted(planted, home_settings, store, w2v=TEST_W2V.with_options(seed=5))
+    assert [v.name for v in pub.versions(store)] == [live]
+    assert answer(store, home_settings) == before
+    assert [p.name for p in home_settings.models_dir.iterdir()] == [live]
+
+
+KILLED_INGEST = """
+import os, signal, sys
+sys.path.insert(0, {root!r})
+from search.store.edge import EdgeStore
+from tests.conftest import TEST_W2V, PlantedData, ingest_planted
+from search.contract import Settings
+real = EdgeStore.upsert
+def upsert_then_die(self, name, *a, **kw):
+    real(self, name, *a, **kw)
+    os.kill(os.getpid(), signal.SIGKILL)
+EdgeStore.upsert = upsert_then_die
+# another seed, so that the new Word2Vec vectors must be written
+ingest_planted(PlantedData({data!r}, {{}}, {{}}), Settings.from_env(), w2v=TEST_W2V.with_options(seed=21))
+"""
+
+
+def test_kill_9_during_upsert_keeps_the_live_version_and_the_next_ingest_cleans_up(planted, home_settings):
+    live = ingest_planted(planted, home_settings).version
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    script = KILLED_INGEST.format(root=root, data=str(planted.directory))
+    died = subprocess.run([sys.executable, "-c", script], env=os.environ.copy(), capture_output=True, text=True)
+    assert died.returncode == -signal.SIGKILL, died.stderr
+    with open_store(home_settings) as store:
+        assert [(v.name, v.live, v.complete) for v in pub.versions(store)][0] == (live, True, True)
+        assert len(pub.versions(store)) == 2  # the dead run's half-written version
+        assert SongSearch(store=store, settings=home_settings).similar(0, limit=3)
+    following = ingest_planted(planted, home_settings)
+    with open_store(home_settings) as store:
+        assert [v.name for v in pub.versions(store)] == [live, following.version]
+
+
+SEARCH_LOOP = """
+import json, sys, time
+from search.api import SongSearch
+from search.contract import SongSearchError
+errors, empty, answered = [], 0, 0
+songs = SongSearch()
+deadline = time.time() + 120
+while time.time() < deadline:
+    try:
+        if not songs.similar(5, limit=5):
+            empty += 1
+        answered += 1
+    except SongSearchError as exc:
+        errors.append(str(exc))
+    if open(sys.argv[1]).read() == "stop":
+        break
+print(json.dumps({"errors": errors[:5], "n_errors": len(errors), "empty": empty, "answered": answered}))
+"""
+
+
+def test_a_concurrent_searcher_sees_no_error_across_ingest_and_rollback(planted, home_settings, tmp_path):
+    ingest_planted(planted, home_settings)
+    flag = tmp_path / "flag"
+    flag.write_text("go")
+    searcher = subprocess.Popen([sys.executable, "-c", SEARCH_LOOP, str(flag)], stdout=subprocess.PIPE, text=True)
+    try:
+        for seed in (11, 12, 13):
+            ingest_planted(planted, home_settings, w2v=TEST_W2V.with_options(seed=seed))
+        with open_store(home_settings) as store:
+            pub.rollback(store)
+    finally:
+        flag.write_text("stop")
+        out, _ = searcher.communicate(timeout=60)
+    report = json.loads(out)
+    assert report["answered"] > 0
+    assert (report["n_errors"], report["empty"]) == (0, 0), report
+
+
+def write_update(tmp_path, planted, new_song_id=48):
+    """Twenty playlists of group 0 (metal) that now also play a brand-new song."""
+    metal = sorted(planted.group(0))
+    lines = [" ".join(map(str, metal[i % 6 : i % 6 + 6] + [new_song_id])) for i in range(20)]
+    (tmp_path / "update.txt").write_text("\n".join(lines) + "\n")
+    (tmp_path / "new_songs.txt").write_text(f"{new_song_id}\tmetal thunder song new\tIron Maiden\n")
+    return tmp_path / "update.txt", tmp_path / "new_songs.txt"
+
+
+def test_update_makes_a_new_song_searchable_with_sensible_neighbours(planted, home_settings, store, tmp_path):
+    ingest_planted(planted, home_settings, store)
+    playlists, songs = write_update(tmp_path, planted)
+    report = run_update(playlists, songs, settings=home_settings, store=store, encoder=fake_encoder(), show_progress=False)
+    assert report.vectors == {W2V_ALIAS: 49, META_ALIAS: 49}
+    assert report.playlists == 20
+    neighbours = SongSearch(store=store, settings=home_settings).similar(48, limit=5)
+    assert {r.song_id for r in neighbours} <= planted.group(0)
+    assert store.payloads(W2V_ALIAS, [48])[48]["plays"] == 20
+    assert len(pub.versions(store)) == 2
+
+
+@pytest.mark.parametrize("problem", ["unknown_ids", "empty", "corrupt_model", "disk_full"])
+def test_bad_updates_are_one_line_errors_and_leave_the_live_version(planted, home_settings, tmp_path, problem, monkeypatch):
+    live = ingest_planted(planted, home_settings).version
+    playlists, songs = write_update(tmp_path, planted)
+    args = ["--update", str(playlists), "--songs", str(songs), "--quiet"]
+    expected = {
+        "unknown_ids": "1 unknown song id(s) (48): give their metadata with --songs",
+        "empty": "file is empty",
+        "corrupt_model": "saved model in",
+        "disk_full": "No space left on device",
+    }[problem]
+    if problem == "unknown_ids":
+        args = ["--update", str(playlists), "--quiet"]
+    elif problem == "empty":
+        playlists.write_text("\n")
+    elif problem == "corrupt_model":
+        (home_settings.models_dir / live / "w2v.model").write_bytes(b"not a pickle")
+    else:
+        def full_disk(*a, **kw):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+        monkeypatch.setattr("ingest.pipeline.save_model", full_disk)
+    monkeypatch.setattr("ingest.pipeline.MetadataEncoder", lambda cache=None: MetadataEncoder(fake_title_model, cache))
+    result = CliRunner().invoke(ingest_cli, args)
+    lines = result.output.strip().splitlines()
+    assert result.exit_code == 1 and len(lines) == 1 and expected in lines[0], result.output
+    with open_store(home_settings) as store:
+        assert [(v.name, v.live) for v in pub.versions(store)] == [(live, True)]
+
+
+def test_versions_and_rollback_commands(planted, home_settings):
+    first = ingest_planted(planted, home_settings).version
+    second = ingest_planted(planted, home_settings, w2v=TEST_W2V.with_options(seed=3)).version
+    runner = CliRunner()
+    listed = json.loads(runner.invoke(ingest_cli, ["versions", "--json"]).output)
+    assert [(v["name"], v["live"]) for v in listed] == [(first, False), (second, True)]
+    result = runner.invoke(ingest_cli, ["rollback"])
+    assert result.exit_code == 0 and first in result.output
+    table = runner.invoke(ingest_cli, ["versions"]).output
+    assert f"{first}  live" in table and f"{second}  kept" in table
+    again = runner.invoke(ingest_cli, ["rollback"])
+    assert again.exit_code == 1 and "no older version" in again.output
