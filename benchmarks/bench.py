@@ -1,0 +1,170 @@
+"""Benchmark songsearch on a real dataset and print markdown tables.
+
+    python benchmarks/bench.py --data ../shared/data/yes/yes_complete [--home DIR] [--queries 200]
+
+Ingest runs as the `ingest` command in a fresh process (wall time end to end),
+searches both in-process (p50/p95 over many queries) and as fresh `search`
+processes.  Uses its own SONGSEARCH_HOME (default: a new temporary directory),
+so the numbers start from an empty embedding cache.  Not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+UPDATE_PLAYLISTS = 300
+NEW_SONGS = 10
+
+
+def run(command: list[str], env: dict) -> tuple[float, str]:
+    start = time.perf_counter()
+    done = subprocess.run(command, env=env, capture_output=True, text=True)
+    seconds = time.perf_counter() - start
+    if done.returncode != 0:
+        sys.exit(f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}")
+    return seconds, done.stdout
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
+
+
+def table(headers: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
+
+
+def write_update(data: Path, workdir: Path, seed: int = 7) -> tuple[Path, Path]:
+    """300 playlists resampled from the dataset, each with one of ten brand-new songs."""
+    lines = (data / "train.txt").read_text().splitlines()[2:]
+    playlists = [line.split() for line in lines if len(line.split()) >= 2]
+    first_new = max(int(line.split("\t")[0]) for line in (data / "song_hash.txt").read_text().splitlines() if line.strip()) + 1
+    rng = random.Random(seed)
+    chosen = rng.sample(playlists, UPDATE_PLAYLISTS)
+    out = []
+    for n, playlist in enumerate(chosen):
+        songs = playlist[: rng.randint(10, 40)]
+        songs.insert(rng.randrange(len(songs)), str(first_new + n % NEW_SONGS))
+        out.append(" ".join(songs))
+    (workdir / "update.txt").write_text("\n".join(out) + "\n")
+    (workdir / "new_songs.txt").write_text(
+        "".join(f"{first_new + k}\tBrand New Song {k}\tNew Artist {k % 3}\n" for k in range(NEW_SONGS))
+    )
+    return workdir / "update.txt", workdir / "new_songs.txt"
+
+
+def bench_ingest(data: Path, env: dict, workdir: Path) -> list[list[str]]:
+    rows = []
+    seconds, out = run([str(BIN / "ingest"), "--data", str(data), "--quiet"], env)
+    rows.append(["full ingest, empty embedding cache", f"{seconds:.1f}", out.splitlines()[0]])
+    print(out, file=sys.stderr)
+    seconds, out = run([str(BIN / "ingest"), "--data", str(data), "--quiet"], env)
+    rows.append(["re-ingest (retrain), embedding cache warm", f"{seconds:.1f}", " ".join(out.split("\n")[1:3]).strip()])
+    print(out, file=sys.stderr)
+    update, songs = write_update(data, workdir)
+    seconds, out = run([str(BIN / "ingest"), "--update", str(update), "--songs", str(songs), "--quiet"], env)
+    rows.append([f"ingest --update, {UPDATE_PLAYLISTS} playlists + {NEW_SONGS} new songs", f"{seconds:.1f}", " ".join(out.split("\n")[1:3]).strip()])
+    print(out, file=sys.stderr)
+    return rows
+
+
+def bench_alias_switch(env: dict) -> list[list[str]]:
+    os.environ.update(env)
+    from ingest import publish as pub
+    from search.store import open_store
+
+    with open_store() as store:
+        names = [v.name for v in pub.versions(store) if v.complete]
+        live = pub.live_version(store)
+        samples = []
+        for _ in range(20):
+            for target in (names[0], live):
+                start = time.perf_counter()
+                pub.switch_to(store, target)
+                samples.append((time.perf_counter() - start) * 1000)
+    p50, p95 = percentiles(samples)
+    return [["alias switch (both aliases, atomic)", f"{p50:.2f} ms", f"{p95:.2f} ms"]]
+
+
+def bench_in_process(queries: int) -> list[list[str]]:
+    from search.api import SongSearch
+
+    rows = []
+    with SongSearch() as songs:
+        store = songs.store
+        ids = sorted(store.payloads("songs_w2v", list(range(0, 75262, 7))))
+        rng = random.Random(1)
+        sample = rng.sample(ids, min(queries, len(ids)))
+        artists = {i: p["artist"] for i, p in store.payloads("songs_w2v", sample).items()}
+        contexts = [rng.sample(ids, 3) for _ in sample]
+        titles = [(p["title"], p["artist"]) for p in store.payloads("songs_meta", [rng.randrange(75262) for _ in sample]).values()]
+        cases = [
+            ("similar --id", lambda i, k: songs.similar(i)),
+            ("similar --id --artist", lambda i, k: songs.similar(i, artist=artists[i])),
+            ("similar --id --hybrid", lambda i, k: songs.similar(i, hybrid=True)),
+            ("similar --id --hybrid --artist", lambda i, k: songs.similar(i, hybrid=True, artist=artists[i])),
+            ("cold-start --context (3 ids)", lambda i, k: songs.cold_start(context=contexts[k])),
+            ("cold-start --title --artist (warm)", lambda i, k: songs.cold_start(title=titles[k % len(titles)][0], artist=titles[k % len(titles)][1])),
+        ]
+        for name, call in cases:
+            call(sample[0], 0)  # warm-up: opens shards, loads the encoder
+            samples = []
+            for k, song_id in enumerate(sample):
+                start = time.perf_counter()
+                call(song_id, k)
+                samples.append((time.perf_counter() - start) * 1000)
+            p50, p95 = percentiles(samples)
+            rows.append([name, f"{p50:.2f} ms", f"{p95:.2f} ms"])
+    return rows
+
+
+def bench_fresh_process(env: dict, repeats: int) -> list[list[str]]:
+    commands = [
+        ["similar", "--id", "2172"],
+        ["similar", "--id", "2172", "--artist", "iron maiden", "--limit", "5"],
+        ["similar", "--id", "2172", "--hybrid"],
+        ["cold-start", "--context", "2172,1922,2849"],
+        ["cold-start", "--title", "Master Of Puppets", "--artist", "Metallica"],
+    ]
+    rows = []
+    for args in commands:
+        samples = [run([str(BIN / "search"), *args], env)[0] for _ in range(repeats)]
+        p50, _ = percentiles(samples)
+        rows.append(["search " + " ".join(f'"{a}"' if " " in a else a for a in args), f"{p50:.2f} s", f"{max(samples):.2f} s"])
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", default=os.environ.get("SONGSEARCH_DATA"), required=not os.environ.get("SONGSEARCH_DATA"))
+    parser.add_argument("--home", help="SONGSEARCH_HOME to use (default: a new temporary directory)")
+    parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5, help="fresh-process runs per command")
+    parser.add_argument("--skip-ingest", action="store_true", help="search benchmarks only, on what --home holds")
+    args = parser.parse_args()
+    workdir = Path(tempfile.mkdtemp(prefix="songsearch-bench-"))
+    home = Path(args.home) if args.home else workdir / "home"
+    env = {**os.environ, "SONGSEARCH_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("QDRANT_URL", None)
+    print(f"# songsearch benchmark: {args.data}, {os.cpu_count()} cores, SONGSEARCH_HOME={home}\n")
+    if not args.skip_ingest:
+        print(table(["ingest", "seconds (wall)", "summary"], bench_ingest(Path(args.data), env, workdir)) + "\n")
+        print(table(["operation", "p50", "p95"], bench_alias_switch(env)) + "\n")
+    os.environ.update(env)
+    print(table([f"in-process, {args.queries} queries", "p50", "p95"], bench_in_process(args.queries)) + "\n")
+    print(table([f"fresh process, {args.repeats} runs", "p50 wall", "max wall"], bench_fresh_process(env, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()
