@@ -114,20 +114,10 @@ def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
         return None  # unreadable: write everything afresh
 
 
-def publish_model(
-    catalogue: Catalogue,
-    fingerprint: str,
-    model,
-    w2v: W2VSettings,
-    store: Store,
-    settings: Settings,
-    encoder: MetadataEncoder,
-    keep: int,
-    report: IngestReport,
-    show_progress: bool,
-) -> IngestReport:
+def publish_model(run: _Run, catalogue: Catalogue, fingerprint: str, model, w2v: W2VSettings) -> IngestReport:
     """Everything after training: embeddings, new collections, checks, the alias switch."""
-    stage = _Stages(report.seconds)
+    report, settings, store, encoder, show_progress = run.report, run.settings, run.store, run.encoder, run.show_progress
+    stage = run.stage
     version = report.version
     model_dir = settings.models_dir / version
     try:
@@ -150,7 +140,7 @@ def publish_model(
                 )
         (model_dir / DIGESTS_FILE).write_text(json.dumps({a: {str(i): d for i, d in ds.items()} for a, ds in digests.items()}))
         with stage("verify and publish"):
-            report.dropped_versions = pub.publish(store, version, collections, keep)
+            report.dropped_versions = pub.publish(store, version, collections, run.keep)
     except BaseException:
         # the live version is untouched; remove what this run wrote
         pub.delete_unpublished(store, version)
@@ -160,6 +150,42 @@ def publish_model(
     report.vectors = {alias: len(data.ids) for alias, data in collections.items()}
     report.encoded_titles = encoder.encoded_titles
     return report
+
+
+@dataclass
+class _Run:
+    """One ingest holding the lock: where it writes, and its report."""
+
+    settings: Settings
+    store: Store
+    encoder: MetadataEncoder
+    keep: int
+    show_progress: bool
+    report: IngestReport = field(default_factory=lambda: IngestReport(pub.new_version_name(), 0, 0, {}))
+
+    @property
+    def stage(self) -> _Stages:
+        return _Stages(self.report.seconds)
+
+    def bar(self, desc: str, total: int | None = None, unit: str = "it"):
+        return _bar(self.show_progress, desc, total, unit)
+
+
+@contextmanager
+def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
+    """Take the lock, open the store, and drop what a dead or refused ingest left behind."""
+    if keep < 1:
+        raise SongSearchError("--keep must be at least 1")
+    settings = settings or Settings.from_env()
+    with ingest_lock(settings.home):
+        own_store = store is None
+        store = store or open_store(settings)
+        try:
+            pub.remove_leftovers(store)
+            yield _Run(settings, store, encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir)), keep, show_progress)
+        finally:
+            if own_store:
+                store.close()
 
 
 def run_ingest(
@@ -172,24 +198,15 @@ def run_ingest(
     show_progress: bool = True,
 ) -> IngestReport:
     """Full ingest: read, train, encode, upsert both collections, publish."""
-    if keep < 1:
-        raise SongSearchError("--keep must be at least 1")
-    settings = settings or Settings.from_env()
     w2v = w2v or W2VSettings()
-    report = IngestReport(version=pub.new_version_name(), songs=0, playlists=0, vectors={})
-    stage = _Stages(report.seconds)
-    with ingest_lock(settings.home):
-        store = store or open_store(settings)
-        encoder = encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir))
-        pub.remove_leftovers(store)
-        with stage("read dataset"):
-            dataset = load_dataset(data, settings.home / "datasets")
-        report.songs, report.playlists, report.problems = len(dataset.songs), len(dataset.playlists), dataset.problems
-        with stage("train word2vec"), _bar(show_progress, "training word2vec", w2v.epochs, "epoch") as bar:
+    with _ingest_run(settings, store, encoder, keep, show_progress) as run:
+        with run.stage("read dataset"):
+            dataset = load_dataset(data, run.settings.home / "datasets")
+        run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
+        run.report.problems = dataset.problems
+        with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
             model = train_word2vec(dataset.playlists, w2v, bar)
-        return publish_model(
-            dataset.catalogue(), dataset.fingerprint, model, w2v, store, settings, encoder, keep, report, show_progress
-        )
+        return publish_model(run, dataset.catalogue(), dataset.fingerprint, model, w2v)
 
 
 def _read_update(playlists_file: Path, songs_file: Path | None, catalogue: Catalogue) -> tuple[list[list[int]], dict[int, Song], str]:
@@ -222,26 +239,20 @@ def run_update(
     show_progress: bool = True,
 ) -> IngestReport:
     """Continue training the live model on new playlists, then publish a new version."""
-    settings = settings or Settings.from_env()
-    report = IngestReport(version=pub.new_version_name(), songs=0, playlists=0, vectors={})
-    stage = _Stages(report.seconds)
-    with ingest_lock(settings.home):
-        store = store or open_store(settings)
-        encoder = encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir))
-        pub.remove_leftovers(store)
-        live = pub.live_version(store)
+    with _ingest_run(settings, store, encoder, keep, show_progress) as run:
+        live = pub.live_version(run.store)
         if live is None:
             raise SongSearchError("nothing is published yet: run a full `ingest --data DIR` first")
-        with stage("read update"):
-            model, w2v, fingerprint = load_model(settings.models_dir / live)
-            catalogue = Catalogue.load(settings.models_dir / live / CATALOGUE_FILE)
+        with run.stage("read update"):
+            model, w2v, fingerprint = load_model(run.settings.models_dir / live)
+            catalogue = Catalogue.load(run.settings.models_dir / live / CATALOGUE_FILE)
             playlists, new_songs, update_digest = _read_update(
                 Path(playlists_file), Path(songs_file) if songs_file else None, catalogue
             )
         catalogue.songs.update(new_songs)
         catalogue.plays.update(count_plays(playlists))
-        report.songs, report.playlists = len(catalogue.songs), len(playlists)
-        with stage("train word2vec"), _bar(show_progress, "training word2vec", model.epochs, "epoch") as bar:
+        run.report.songs, run.report.playlists = len(catalogue.songs), len(playlists)
+        with run.stage("train word2vec"), run.bar("training word2vec", model.epochs, "epoch") as bar:
             continue_training(model, playlists, bar)
         fingerprint = hashlib.sha256((fingerprint + update_digest).encode()).hexdigest()[:16]
-        return publish_model(catalogue, fingerprint, model, w2v, store, settings, encoder, keep, report, show_progress)
+        return publish_model(run, catalogue, fingerprint, model, w2v)

@@ -87,11 +87,6 @@ class Store(ABC):
     @abstractmethod
     def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None) -> list[Hit]: ...
 
-    def query_many(
-        self, collection: str, vectors: Sequence[np.ndarray], limit: int, flt: PayloadFilter | None = None
-    ) -> list[list[Hit]]:
-        return [self.query(collection, v, limit, flt) for v in vectors]
-
     def close(self) -> None:  # noqa: B027 - optional for backends
         pass
 

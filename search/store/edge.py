@@ -194,13 +194,6 @@ class EdgeStore(Store):
         points = self._shard(collection).query(self._request(vector, limit, flt))
         return [Hit(int(p.id), float(p.score), p.payload) for p in points]
 
-    def query_many(self, collection, vectors, limit, flt=None) -> list[list[Hit]]:
-        batch = qe.QueryBatchRequest([self._request(v, limit, flt) for v in vectors])
-        return [
-            [Hit(int(p.id), float(p.score), p.payload) for p in points]
-            for points in self._shard(collection).query_batch(batch)
-        ]
-
     def close(self) -> None:
         for shard in self._shards.values():
             shard.close()
