@@ -95,6 +95,8 @@ def write_collection(
             return len(changed)
     store.create_collection(name, data.dim)
     _upsert(store, name, data, range(len(data.ids)), progress)
+    if progress is not None:
+        progress.set_description(f"indexing {name}")
     store.finish_collection(name)
     return len(data.ids)
 
