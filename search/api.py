@@ -104,7 +104,7 @@ class SongSearch:
         collection = collection or self._w2v
         if self.store.count(collection, flt) == 0:
             if collection != self._meta and self.store.count(self._meta, flt) > 0:
-                raise SongSearchError(f"artist {artist!r} has no songs in {collection} (none in the training playlists)")
+                raise SongSearchError(f"artist {artist!r} has no songs in {W2V_ALIAS} (none in the training playlists)")
             raise SongSearchError(f"artist {artist!r} is not in the catalogue")
         return flt
 
