@@ -30,3 +30,8 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) build *.egg-info
+
+# regenerates docs/quality.md and docs/img/*.png (a few minutes; set SONGSEARCH_DATA to a local copy)
+.PHONY: eval
+eval: setup
+	nice -n 19 $(BIN)/ingest evaluate $(RUN_DATA) --report docs/quality.md

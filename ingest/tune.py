@@ -11,7 +11,8 @@ starting trials when ``--budget-min`` is spent.
 The split seed defaults to 11, not the report's 7, so that the defaults are
 not chosen on the queries that docs/quality.md then reports.
 
-    nice -n 19 python -m ingest.tune --data /path/to/yes_complete --budget-min 25 --out docs/tuning.json
+    nice -n 19 python -m ingest.tune --data /path/to/yes_complete --budget-min 30 --out docs/tuning.json
+    nice -n 19 python -m ingest.tune --data /path/to/yes_complete --budget-min 10 --out docs/tuning.json --extend
 """
 
 from __future__ import annotations
@@ -50,6 +51,13 @@ GRID: list[tuple[str, list]] = [
     ("epochs", [10, 20, 40, 60]),
 ]
 
+#: A second pass (``--extend``): dimensions beyond the grid, once the other parameters have moved.
+EXTEND_GRID: list[tuple[str, list]] = [
+    ("vector_size", [192, 256]),
+    ("window", [3, 7, 10]),
+    ("epochs", [3, 8]),
+]
+
 
 class _TooSlow(Exception):
     pass
@@ -70,7 +78,7 @@ class _Cap(CallbackAny2Vec):
 def train_capped(data: ev.EvalData, settings: W2VSettings, cap_s: float):
     sentences = _sentences(data.train_sentences())
     start = time.perf_counter()
-    model = Word2Vec(**{**settings.training_args(), "epochs": settings.epochs})
+    model = Word2Vec(**settings.training_args(sum(len(p) for p in sentences)))
     model.build_vocab(sentences)
     try:
         model.train(sentences, total_examples=len(sentences), epochs=settings.epochs, callbacks=[_Cap(settings.epochs, cap_s)])
@@ -111,6 +119,7 @@ def main(argv=None) -> int:
     parser.add_argument("--max-train-s", type=float, default=75.0, help="keep only settings that train within this (target: 90 s)")
     parser.add_argument("--trial-cap-s", type=float, default=120.0)
     parser.add_argument("--out", default="docs/tuning.json")
+    parser.add_argument("--extend", action="store_true", help="continue a finished search in --out with EXTEND_GRID from its best")
     args = parser.parse_args(argv)
 
     start = time.perf_counter()
@@ -118,13 +127,15 @@ def main(argv=None) -> int:
     data = ev.prepare(dataset, 0.1, args.seed, args.queries, cold=0)
     trials: list[dict] = []
     out = Path(args.out)
+    previous = json.loads(out.read_text()) if args.extend else None
+    spent_before = previous["elapsed_min"] if previous else 0.0
 
     def save(best):
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({
-            "split_seed": args.seed, "queries": len(data.queries), "budget_min": args.budget_min,
+            "split_seed": args.seed, "queries": len(data.queries), "budget_min": args.budget_min + (previous["budget_min"] if previous else 0),
             "max_train_s": args.max_train_s, "tag_tolerance": TAG_TOLERANCE,
-            "elapsed_min": round((time.perf_counter() - start) / 60, 1), "best": best, "trials": trials,
+            "elapsed_min": round(spent_before + (time.perf_counter() - start) / 60, 1), "best": best, "trials": trials,
         }, indent=1))
 
     def log(row, note):
@@ -135,12 +146,20 @@ def main(argv=None) -> int:
               f"coplay {m.get('coplay', float('nan')):.4f} tags {m.get('tags', float('nan')):.4f}"
               f"{'  TOO SLOW' if row.get('too_slow') else ''}", flush=True)
 
-    seed_row = run_trial(data, SEED_NOTEBOOK, 10**9)
-    log(seed_row, "seed notebook")
-    seed_tags = seed_row["metrics"]["tags"]
-    best, current = seed_row, SEED_NOTEBOOK
-    tried = {json.dumps(asdict(current), sort_keys=True)}
-    for name, values in GRID:
+    if previous:
+        trials.extend(previous["trials"])
+        seed_tags = trials[0]["metrics"]["tags"]
+        best = previous["best"]
+        current = W2VSettings(**best["settings"])
+        grid = EXTEND_GRID
+    else:
+        seed_row = run_trial(data, SEED_NOTEBOOK, 10**9)
+        log(seed_row, "seed notebook")
+        seed_tags = seed_row["metrics"]["tags"]
+        best, current = seed_row, SEED_NOTEBOOK
+        grid = GRID
+    tried = {json.dumps(t["settings"], sort_keys=True) for t in trials} | {json.dumps(asdict(current), sort_keys=True)}
+    for name, values in grid:
         for value in values:
             if (time.perf_counter() - start) / 60 > args.budget_min:
                 print("budget spent", flush=True)

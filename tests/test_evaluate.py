@@ -216,3 +216,16 @@ def test_report_is_written_with_plots(planted, tmp_path):
     assert "| item-item cosine |" in text and "w2v default, plays >= 3" in text and "## Cold start" in text
     assert (tmp_path / "img" / "metrics_vs_k.png").stat().st_size > 1000
     assert (tmp_path / "img" / "cold_start.png").exists()
+
+
+def test_seed_preset_is_the_notebook_and_sample_plays_scales():
+    from ingest.train import DEFAULT_PRESET, PRESETS
+
+    seed = PRESETS["seed"].training_args(1_000)
+    assert {k: seed[k] for k in ("vector_size", "window", "negative", "min_count", "epochs", "sg", "sample", "ns_exponent")} == {
+        "vector_size": 32, "window": 20, "negative": 50, "min_count": 1, "epochs": 5, "sg": 0, "sample": 1e-3, "ns_exponent": 0.75,
+    }
+    tuned = PRESETS[DEFAULT_PRESET]
+    assert tuned.training_args(1_700_000)["sample"] == pytest.approx(1e-5)
+    assert tuned.training_args(170_000)["sample"] == pytest.approx(1e-4)
+    assert tuned.with_options(sample=1e-3).training_args(1_700_000)["sample"] == 1e-3
