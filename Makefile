@@ -25,8 +25,9 @@ run: setup
 test: setup
 	$(BIN)/python -m pytest
 
+# regenerates docs/benchmarks.md (about 10 minutes on yes_complete; needs SONGSEARCH_DATA)
 bench: setup
-	$(BIN)/python benchmarks/bench.py $(if $(SONGSEARCH_DATA),--data $(SONGSEARCH_DATA),)
+	$(BIN)/python benchmarks/bench.py $(RUN_DATA) | tee docs/benchmarks.md
 
 clean:
 	rm -rf $(VENV) build *.egg-info

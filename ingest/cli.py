@@ -23,6 +23,8 @@ def _print_summary(report: IngestReport) -> None:
         if len(report.problems) > MAX_PROBLEMS_SHOWN:
             click.echo(f"  ... and {len(report.problems) - MAX_PROBLEMS_SHOWN} more", err=True)
     click.echo(f"published version {report.version}: {report.songs} songs, {report.playlists} playlists")
+    if report.gate is not None:
+        click.echo(f"  {report.gate.summary()}")
     for alias, count in report.vectors.items():
         written = report.written.get(alias, count)
         reused = f" ({written} written, the rest copied from the previous version)" if written < count else ""
@@ -50,9 +52,10 @@ def _print_summary(report: IngestReport) -> None:
 @click.option("--update", "update_file", type=click.Path(dir_okay=False), metavar="PLAYLISTS", help="Continue training the live model on these playlists (one a line, no header lines).")
 @click.option("--songs", "songs_file", type=click.Path(dir_okay=False), metavar="SONG_HASH", help="With --update: metadata of new songs, in song_hash.txt format.")
 @click.option("--keep", default=2, show_default=True, type=click.IntRange(min=1), help="Versions to keep for rollback.")
+@click.option("--force", is_flag=True, help="Publish even if the quality gate refuses the new model.")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
-def cli(ctx, data, preset, update_file, songs_file, keep, quiet, sg, **options):
+def cli(ctx, data, preset, update_file, songs_file, keep, force, quiet, sg, **options):
     """Train Word2Vec on the playlists and publish songs_w2v and songs_meta.
 
     Runs a full ingest (or, with --update, an incremental one) when no command is given.
@@ -67,7 +70,7 @@ def cli(ctx, data, preset, update_file, songs_file, keep, quiet, sg, **options):
     if songs_file:
         raise click.UsageError("--songs goes with --update")
     settings = PRESETS[preset].with_options(sg=int(sg) if sg is not None else None, **options)
-    _print_summary(run_ingest(data=data, w2v=settings, keep=keep, show_progress=not quiet))
+    _print_summary(run_ingest(data=data, w2v=settings, keep=keep, show_progress=not quiet, force=force))
 
 
 @cli.command()

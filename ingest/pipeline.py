@@ -21,6 +21,7 @@ import numpy as np
 from tqdm import tqdm
 
 from ingest import publish as pub
+from ingest.evaluate import QUALITY_FILE, GateVerdict, quality_gate, read_recorded_metrics, record_metrics
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
 from ingest.train import W2VSettings, continue_training, load_model, save_model, song_vectors, train_word2vec
 from search.contract import META_ALIAS, W2V_ALIAS, Settings, SongSearchError, physical_name, song_payload
@@ -40,6 +41,8 @@ class IngestReport:
     encoded_titles: int = 0
     #: points written per collection (fewer than its vectors when derived from the live version)
     written: dict[str, int] = field(default_factory=dict)
+    #: the quality gate's verdict (full ingests only)
+    gate: GateVerdict | None = None
 
 
 CATALOGUE_FILE = "catalogue.json"
@@ -114,7 +117,9 @@ def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
         return None  # unreadable: write everything afresh
 
 
-def publish_model(run: _Run, catalogue: Catalogue, fingerprint: str, model, w2v: W2VSettings) -> IngestReport:
+def publish_model(
+    run: _Run, catalogue: Catalogue, fingerprint: str, model, w2v: W2VSettings, quality: GateVerdict | None
+) -> IngestReport:
     """Everything after training: embeddings, new collections, checks, the alias switch."""
     report, settings, store, encoder, show_progress = run.report, run.settings, run.store, run.encoder, run.show_progress
     stage = run.stage
@@ -124,6 +129,8 @@ def publish_model(run: _Run, catalogue: Catalogue, fingerprint: str, model, w2v:
         with stage("save model"):
             save_model(model, w2v, fingerprint, model_dir)
             catalogue.save(model_dir / CATALOGUE_FILE)
+            if quality is not None:
+                record_metrics(model_dir, quality)
         word_ids, word_vectors = song_vectors(model)
         with stage("encode metadata"):
             collections = build_collections(catalogue, word_ids, word_vectors, encoder, show_progress)
@@ -196,17 +203,28 @@ def run_ingest(
     store: Store | None = None,
     encoder: MetadataEncoder | None = None,
     show_progress: bool = True,
+    force: bool = False,
 ) -> IngestReport:
-    """Full ingest: read, train, encode, upsert both collections, publish."""
+    """Full ingest: read, check quality, train, encode, upsert both collections, publish.
+
+    The quality gate runs first: a model clearly worse than the live one (or
+    than popularity) is refused before anything is written, unless ``force``.
+    """
     w2v = w2v or W2VSettings()
     with _ingest_run(settings, store, encoder, keep, show_progress) as run:
         with run.stage("read dataset"):
             dataset = load_dataset(data, run.settings.home / "datasets")
         run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
         run.report.problems = dataset.problems
+        with run.stage("quality gate"):
+            live = pub.live_version(run.store)
+            live_metrics = read_recorded_metrics(run.settings.models_dir / live) if live else None
+            run.report.gate = quality_gate(dataset, w2v, live_metrics)
+        if not run.report.gate.passed and not force:
+            raise SongSearchError(f"{run.report.gate.summary()}: nothing published (--force publishes anyway)")
         with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
             model = train_word2vec(dataset.playlists, w2v, bar)
-        return publish_model(run, dataset.catalogue(), dataset.fingerprint, model, w2v)
+        return publish_model(run, dataset.catalogue(), dataset.fingerprint, model, w2v, run.report.gate)
 
 
 def _read_update(playlists_file: Path, songs_file: Path | None, catalogue: Catalogue) -> tuple[list[list[int]], dict[int, Song], str]:
@@ -255,4 +273,9 @@ def run_update(
         with run.stage("train word2vec"), run.bar("training word2vec", model.epochs, "epoch") as bar:
             continue_training(model, playlists, bar)
         fingerprint = hashlib.sha256((fingerprint + update_digest).encode()).hexdigest()[:16]
-        return publish_model(run, catalogue, fingerprint, model, w2v)
+        report = publish_model(run, catalogue, fingerprint, model, w2v, None)
+        # same recipe, more data: the next full ingest is judged against the live numbers
+        recorded = run.settings.models_dir / live / QUALITY_FILE
+        if recorded.is_file():
+            shutil.copyfile(recorded, run.settings.models_dir / report.version / QUALITY_FILE)
+        return report

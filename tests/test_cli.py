@@ -68,11 +68,13 @@ def test_similar_bad_input_is_one_line(runner, ingested_home, args, text):
 
 def test_ingest_cli_prints_a_summary_and_publishes(runner, planted, home_settings, monkeypatch):
     monkeypatch.setattr("ingest.pipeline.MetadataEncoder", _fake_encoder_factory())
-    result = runner.invoke(ingest_cli, ["--data", str(planted.directory), "--quiet", "--epochs", "10", "--vector-size", "8", "--workers", "1"])
+    result = runner.invoke(ingest_cli, ["--data", str(planted.directory), "--quiet", "--epochs", "30", "--vector-size", "16", "--window", "5",
+         "--negative", "5", "--sample", "1e-3", "--ns-exponent", "0.75", "--seed", "7", "--workers", "1"])
     assert result.exit_code == 0, result.output
     assert "48 songs" in result.output and "240 playlists" in result.output
     assert "songs_w2v: 48 vectors" in result.output and "songs_meta: 48 vectors" in result.output
     assert "train word2vec" in result.output and "total" in result.output
+    assert "quality gate passed" in result.output
     assert runner.invoke(search_cli, ["similar", "--id", "1"]).exit_code == 0
 
 

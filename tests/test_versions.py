@@ -217,3 +217,17 @@ def test_versions_and_rollback_commands(planted, home_settings):
     assert f"{first}  live" in table and f"{second}  kept" in table
     again = runner.invoke(ingest_cli, ["rollback"])
     assert again.exit_code == 1 and "no older version" in again.output
+
+
+def test_the_quality_gate_refuses_a_clearly_worse_model_unless_forced(planted, home_settings):
+    live = ingest_planted(planted, home_settings)
+    assert live.gate.passed and (home_settings.models_dir / live.version / "quality.json").is_file()
+    broken = TEST_W2V.with_options(vector_size=2, epochs=1, seed=3)
+    with pytest.raises(SongSearchError, match="quality gate REFUSED.*nothing published"):
+        ingest_planted(planted, home_settings, w2v=broken)
+    with open_store(home_settings) as store:
+        assert [(v.name, v.live) for v in pub.versions(store)] == [(live.version, True)]
+    forced = ingest_planted(planted, home_settings, w2v=broken, force=True)
+    assert not forced.gate.passed
+    with open_store(home_settings) as store:
+        assert pub.live_version(store) == forced.version
