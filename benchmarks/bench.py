@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 UPDATE_PLAYLISTS = 300
@@ -129,6 +131,34 @@ def bench_in_process(queries: int) -> list[list[str]]:
     return rows
 
 
+def bench_recall(queries: int) -> list[list[str]]:
+    """recall@10 of the served (HNSW) answers against exact search, per collection and query mix."""
+    from search.api import SongSearch
+    from search.contract import META_ALIAS, W2V_ALIAS
+
+    rows = []
+    with SongSearch() as songs:
+        store = songs.store
+        for alias in (W2V_ALIAS, META_ALIAS):
+            payloads = store.payloads(alias, list(range(0, 76000)))
+            ids = sorted(payloads)
+            plays = np.array([max(payloads[i]["plays"], 0) for i in ids], dtype=float)
+            rng = np.random.default_rng(3)
+            mixes = {
+                "uniform over songs": rng.choice(ids, queries, replace=False),
+                "weighted by plays": rng.choice(ids, queries, replace=False, p=plays / plays.sum()),
+            }
+            for mix, sample in mixes.items():
+                vectors = store.vectors(alias, [int(i) for i in sample])
+                overlap = []
+                for song_id, vector in vectors.items():
+                    served = {h.song_id for h in store.query(alias, vector, 10)}
+                    exact = {h.song_id for h in store.query(alias, vector, 10, exact=True)}
+                    overlap.append(len(served & exact) / 10)
+                rows.append([alias, mix, f"{np.mean(overlap):.3f}"])
+    return rows
+
+
 def bench_fresh_process(env: dict, repeats: int) -> list[list[str]]:
     commands = [
         ["similar", "--id", "2172"],
@@ -163,6 +193,7 @@ def main() -> None:
         print(table(["operation", "p50", "p95"], bench_alias_switch(env)) + "\n")
     os.environ.update(env)
     print(table([f"in-process, {args.queries} queries", "p50", "p95"], bench_in_process(args.queries)) + "\n")
+    print(table(["collection", f"queries ({args.queries})", "recall@10, HNSW vs exact"], bench_recall(args.queries)) + "\n")
     print(table([f"fresh process, {args.repeats} runs", "p50 wall", "max wall"], bench_fresh_process(env, args.repeats)))
 
 

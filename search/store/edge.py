@@ -24,7 +24,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from search.contract import INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
-from search.store import Hit, PayloadFilter, Store
+from search.store import HNSW_EF, Hit, PayloadFilter, Store
 
 UPSERT_BATCH = 2000
 # HNSW for every collection: exact search over 75k x 512 floats would cost tens of ms.
@@ -135,8 +135,10 @@ class EdgeStore(Store):
         os.replace(partial, destination)
         return True
 
-    def delete_points(self, name: str, ids: Sequence[int]) -> None:
-        self._shard(name).update(qe.UpdateOperation.delete_points([int(i) for i in ids]))
+    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
+        shard = self._shard(name)
+        for song_id, payload in zip(ids, payloads):
+            shard.update(qe.UpdateOperation.overwrite_payload([int(song_id)], payload))
 
     def finish_collection(self, name: str, reindex: bool = True) -> None:
         shard = self._shard(name)
@@ -182,16 +184,17 @@ class EdgeStore(Store):
     def payloads(self, collection: str, ids: Sequence[int]) -> dict[int, dict]:
         return {int(r.id): r.payload for r in self._records(collection, ids, False)}
 
-    def _request(self, vector: np.ndarray, limit: int, flt: PayloadFilter | None):
+    def _request(self, vector: np.ndarray, limit: int, flt: PayloadFilter | None, exact: bool = False):
         return qe.QueryRequest(
             limit=limit,
             query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
             filter=_edge_filter(flt),
             with_payload=True,
+            params=qe.SearchParams(hnsw_ef=HNSW_EF, exact=exact),
         )
 
-    def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
-        points = self._shard(collection).query(self._request(vector, limit, flt))
+    def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None, exact: bool = False) -> list[Hit]:
+        points = self._shard(collection).query(self._request(vector, limit, flt, exact))
         return [Hit(int(p.id), float(p.score), p.payload) for p in points]
 
     def close(self) -> None:

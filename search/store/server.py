@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from search.contract import INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
-from search.store import Hit, PayloadFilter, Store
+from search.store import HNSW_EF, Hit, PayloadFilter, Store
 
 UPSERT_BATCH = 1000
 
@@ -90,8 +90,13 @@ class ServerStore(Store):
             )
 
     @_one_line_errors
-    def delete_points(self, name: str, ids: Sequence[int]) -> None:
-        self.client.delete(name, points_selector=qm.PointIdsList(points=[int(i) for i in ids]), wait=True)
+    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
+        operations = [
+            qm.OverwritePayloadOperation(overwrite_payload=qm.SetPayload(payload=payload, points=[int(song_id)]))
+            for song_id, payload in zip(ids, payloads)
+        ]
+        for start in range(0, len(operations), UPSERT_BATCH):
+            self.client.batch_update_points(name, operations[start : start + UPSERT_BATCH], wait=True)
 
     @_one_line_errors
     def finish_collection(self, name: str, reindex: bool = True) -> None:
@@ -145,14 +150,18 @@ class ServerStore(Store):
         return {int(r.id): r.payload for r in records}
 
     @_one_line_errors
-    def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
-        points = self.client.query_points(
-            collection,
-            query=np.asarray(vector, dtype=np.float32).tolist(),
-            query_filter=_client_filter(flt),
-            limit=limit,
-            with_payload=True,
-        ).points
+    def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None, exact: bool = False) -> list[Hit]:
+        with warnings.catch_warnings():
+            # local mode (tests) always searches exactly and says so; a server uses the params
+            warnings.simplefilter("ignore", UserWarning)
+            points = self.client.query_points(
+                collection,
+                query=np.asarray(vector, dtype=np.float32).tolist(),
+                query_filter=_client_filter(flt),
+                limit=limit,
+                with_payload=True,
+                search_params=qm.SearchParams(hnsw_ef=HNSW_EF, exact=exact),
+            ).points
         return [Hit(int(p.id), float(p.score), p.payload) for p in points]
 
     def close(self) -> None:
