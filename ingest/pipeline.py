@@ -134,12 +134,12 @@ def publish_model(
         word_ids, word_vectors = song_vectors(model)
         with stage("encode metadata"):
             collections = build_collections(catalogue, word_ids, word_vectors, encoder, show_progress)
-            if encoder.cache is not None:
+            if encoder.cache is not None and encoder.encoded_titles:
                 encoder.cache.save()
         live = _live_digests(settings, store)
         digests = {}
         for alias, data in collections.items():
-            with stage(f"upsert {alias}"), _bar(show_progress, f"upserting {alias}", unit="pt") as bar:
+            with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
                 digests[alias] = pub.point_digests(data)
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
                 report.written[alias] = pub.write_collection(

@@ -82,37 +82,34 @@ def write_collection(
     """Write ``data`` as collection ``name``; returns how many points were written.
 
     With ``base`` (a live collection and its point digests), a backend that can
-    copy collections starts from a copy when no vector moved, and writes only
-    new points and changed payloads: a re-ingest with unchanged metadata
-    writes nothing, an update only its new songs and new play counts.
+    copy collections starts from a copy when few points changed, and writes
+    only new or moved vectors and changed payloads: a re-ingest with unchanged
+    metadata writes nothing, an update only what its playlists touched.
     """
     if base is not None:
         base_name, base_digests = base
-        new_points, payload_only, moved = [], [], 0
+        upserts, payload_only = [], []
         for row, song_id in enumerate(data.ids):
             old = base_digests.get(int(song_id))
-            if old is None:
-                new_points.append(row)
+            if old is None or old.split(":")[0] != digests[int(song_id)].split(":")[0]:
+                upserts.append(row)  # a new point, or a moved vector
             elif old != digests[int(song_id)]:
-                if old.split(":")[0] == digests[int(song_id)].split(":")[0]:
-                    payload_only.append(row)
-                else:
-                    moved += 1
-        removed = len(set(base_digests) - set(digests))
-        # A moved or removed point would leave a hole in the copied HNSW graph, and the
-        # songs an update moves are the popular ones, the graph's hubs: searches then
-        # miss whole regions. So copy only when vectors were added, never moved.
+                payload_only.append(row)
+        moved = len(upserts) - len(set(map(int, data.ids[upserts])) - set(base_digests))
+        removed = set(base_digests) - set(digests)
         if (
-            not moved
-            and not removed
-            and len(new_points) + len(payload_only) <= MAX_DELTA_SHARE * len(data.ids)
+            not removed
+            and len(upserts) + len(payload_only) <= MAX_DELTA_SHARE * len(data.ids)
             and store.copy_collection(base_name, name)
         ):
             if payload_only:  # updated in place: the vector index stays as it is
                 store.set_payloads(name, data.ids[payload_only], [data.payloads[r] for r in payload_only])
-            _upsert(store, name, data, new_points, progress)
-            store.finish_collection(name, reindex=False)
-            return len(new_points) + len(payload_only)
+            _upsert(store, name, data, upserts, progress)
+            # A moved vector leaves its old node deleted in the copied HNSW graph; the songs
+            # an update moves are the popular ones, the graph's hubs, and searches missed
+            # whole regions until the segment was rebuilt (vacuumed) without them.
+            store.finish_collection(name, reindex=bool(moved))
+            return len(upserts) + len(payload_only)
     store.create_collection(name, data.dim)
     _upsert(store, name, data, range(len(data.ids)), progress)
     if progress is not None:

@@ -17,6 +17,7 @@ to encode the catalogue in batches; queries run the same model in numpy
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 from pathlib import Path
@@ -44,6 +45,7 @@ def _l2_normalise(matrix: np.ndarray) -> np.ndarray:
     return matrix / np.where(norms == 0, 1.0, norms)
 
 
+@functools.lru_cache(maxsize=1 << 16)  # trigrams repeat across artists
 def _bucket(feature: str) -> tuple[int, float]:
     digest = hashlib.blake2b(feature.encode("utf-8"), digest_size=8).digest()
     value = int.from_bytes(digest, "little")

@@ -30,6 +30,7 @@ UPSERT_BATCH = 2000
 # HNSW for every collection: exact search over 75k x 512 floats would cost tens of ms.
 HNSW = dict(m=16, ef_construct=64, full_scan_threshold=1000)
 INDEXING_THRESHOLD_KB = 1000
+VACUUM_DELETED_SHARE = 0.001
 
 
 def _edge_filter(flt: PayloadFilter | None):
@@ -108,7 +109,14 @@ class EdgeStore(Store):
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(**HNSW),
-            optimizers=qe.EdgeOptimizersConfig(indexing_threshold=INDEXING_THRESHOLD_KB, default_segment_number=1),
+            optimizers=qe.EdgeOptimizersConfig(
+                indexing_threshold=INDEXING_THRESHOLD_KB,
+                default_segment_number=1,
+                # a collection derived from the live one by moving a few vectors must be
+                # vacuumed on optimize(): deleted HNSW nodes cut the graph (see publish.py)
+                deleted_threshold=VACUUM_DELETED_SHARE,
+                vacuum_min_vector_number=100,
+            ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         self._shards[name] = qe.EdgeShard.create(str(path), config)
