@@ -15,7 +15,7 @@ def _print_results(results: list[Result], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
         return
-    rows = [[str(rank), str(r.song_id), r.title, r.artist, f"{r.score:.3f}", "+".join(r.sources)] for rank, r in enumerate(results, 1)]
+    rows = [[str(rank), str(r.song_id), r.title, r.artist, f"{r.score:.4f}", "+".join(r.sources)] for rank, r in enumerate(results, 1)]
     click.echo(format_table(["rank", "song id", "title", "artist", "score", "from"], rows))
 
 
