@@ -7,7 +7,8 @@ import json
 import click
 
 from ingest import publish as pub
-from ingest.pipeline import IngestReport, run_ingest, run_update
+from ingest.pipeline import IngestReport, ingest_lock, run_ingest, run_update
+from search.contract import Settings
 from search.store import open_store
 from ingest.train import PRESETS, DEFAULT_PRESET
 from search.clikit import OneLineErrorGroup, format_table
@@ -63,8 +64,11 @@ def cli(ctx, data, preset, update_file, songs_file, keep, force, quiet, sg, **op
     if ctx.invoked_subcommand is not None:
         return
     if update_file:
-        if data or any(v is not None for v in options.values()) or sg is not None:
-            raise click.UsageError("--update continues the live model with its own settings: no --data or training options")
+        preset_given = ctx.get_parameter_source("preset") != click.core.ParameterSource.DEFAULT
+        if data or preset_given or any(v is not None for v in options.values()) or sg is not None:
+            raise click.UsageError("--update continues the live model with its own settings: no --data, --preset or training options")
+        if force:
+            raise click.UsageError("--force goes with a full ingest: --update runs no quality gate")
         _print_summary(run_update(update_file, songs_file, keep=keep, show_progress=not quiet))
         return
     if songs_file:
@@ -92,7 +96,8 @@ def versions(as_json):
 @cli.command()
 def rollback():
     """Point the aliases back at the previous version."""
-    with open_store() as store:
+    settings = Settings.from_env()
+    with ingest_lock(settings.home), open_store(settings) as store:  # not in the middle of an ingest
         target = pub.rollback(store)
     click.echo(f"songs_w2v and songs_meta now serve version {target}")
 

@@ -149,9 +149,11 @@ def publish_model(
         with stage("verify and publish"):
             report.dropped_versions = pub.publish(store, version, collections, run.keep)
     except BaseException:
-        # the live version is untouched; remove what this run wrote
-        pub.delete_unpublished(store, version)
-        shutil.rmtree(model_dir, ignore_errors=True)
+        # unless the switch already happened (a failure while pruning), the live version
+        # is untouched: remove what this run wrote
+        if pub.live_version(store) != version:
+            pub.delete_unpublished(store, version)
+            shutil.rmtree(model_dir, ignore_errors=True)
         raise
     _prune_models(settings, store)
     report.vectors = {alias: len(data.ids) for alias, data in collections.items()}

@@ -166,11 +166,15 @@ def _drop_version(store: Store, version: str) -> None:
 
 
 def remove_leftovers(store: Store) -> list[str]:
-    """Drop versions a dead or refused ingest left: incomplete ones, and complete ones newer than live."""
+    """Drop versions a dead or refused ingest left: incomplete ones, and complete ones newer than live.
+
+    With no live version (aliases lost), complete versions are kept: `ingest rollback` can
+    point the aliases at the newest again.
+    """
     live = live_version(store)
     dropped = []
     for v in versions(store):
-        if not v.live and (not v.complete or live is None or v.name > live):
+        if not v.live and (not v.complete or (live is not None and v.name > live)):
             _drop_version(store, v.name)
             dropped.append(v.name)
     return dropped
@@ -196,9 +200,13 @@ def publish(store: Store, version: str, collections: dict[str, CollectionData], 
 def rollback(store: Store) -> str:
     """Point the aliases at the newest complete version older than the live one."""
     live = live_version(store)
+    complete = [v.name for v in versions(store) if v.complete]
     if live is None:
-        raise SongSearchError("nothing is published yet: run `ingest` first")
-    older = [v.name for v in versions(store) if v.complete and v.name < live]
+        if not complete:
+            raise SongSearchError("nothing is published yet: run `ingest` first")
+        switch_to(store, complete[-1])  # the aliases were lost: serve the newest complete version
+        return complete[-1]
+    older = [name for name in complete if name < live]
     if not older:
         raise SongSearchError(f"no older version to roll back to (live: {live}); `ingest versions` lists them")
     switch_to(store, older[-1])
@@ -206,6 +214,5 @@ def rollback(store: Store) -> str:
 
 
 def delete_unpublished(store: Store, version: str) -> None:
-    """Clean up after a failed ingest of ``version``, unless it went live."""
-    if live_version(store) != version:
-        _drop_version(store, version)
+    """Clean up after a failed ingest of ``version`` (which did not go live)."""
+    _drop_version(store, version)

@@ -90,17 +90,24 @@ def train_word2vec(playlists: list[list[int]], settings: W2VSettings, progress=N
     return Word2Vec(sentences=_sentences(playlists), callbacks=callbacks, **settings.training_args(total))
 
 
-def continue_training(model: Word2Vec, playlists: list[list[int]], progress=None) -> Word2Vec:
-    """Extend the vocabulary with the new playlists and train on them only.
+def continue_training(model: Word2Vec, playlists: list[list[int]], progress=None) -> tuple[int, int]:
+    """Extend the vocabulary with the new playlists and train on them only; returns
+    (trained, raw) song plays over all epochs, as gensim counts them.
 
-    gensim applies ``min_count`` to the new batch alone, and ``train`` needs
-    ``total_examples`` and ``epochs`` spelled out.
+    gensim applies ``min_count`` and ``sample`` to the new batch alone, and
+    ``train`` needs ``total_examples`` and ``epochs`` spelled out.  The
+    corpus-sized ``sample`` would throw away ~95 % of a small update (every
+    song looks frequent in 300 playlists), so the update trains on every play.
     """
     sentences = _sentences(playlists)
-    model.build_vocab(sentences, update=True)
-    callbacks = [_EpochProgress(progress)] if progress is not None else []
-    model.train(sentences, total_examples=len(sentences), epochs=model.epochs, callbacks=callbacks)
-    return model
+    corpus_sample, model.sample = model.sample, 0.0
+    try:
+        model.build_vocab(sentences, update=True)
+        callbacks = [_EpochProgress(progress)] if progress is not None else []
+        trained, raw = model.train(sentences, total_examples=len(sentences), epochs=model.epochs, callbacks=callbacks)
+    finally:
+        model.sample = corpus_sample  # the saved model keeps its own setting
+    return trained, raw
 
 
 def song_vectors(model: Word2Vec) -> tuple[np.ndarray, np.ndarray]:

@@ -49,6 +49,16 @@ class Result:
         return data
 
 
+MAX_SONG_ID = 2**63 - 1
+
+
+def _song_id(value) -> int:
+    song_id = int(value)
+    if not 0 <= song_id <= MAX_SONG_ID:
+        raise SongSearchError(f"unknown song id {song_id}")
+    return song_id
+
+
 def _check_limit(limit: int) -> None:
     if limit < 1:
         raise SongSearchError(f"--limit must be at least 1, got {limit}")
@@ -86,8 +96,10 @@ class SongSearch:
         """Resolve both aliases once per call, so that one answer reads one version,
         even while ingest switches the aliases."""
         aliases = self.store.aliases()
-        self._w2v = aliases.get(W2V_ALIAS, W2V_ALIAS)
-        self._meta = aliases.get(META_ALIAS, META_ALIAS)
+        pinned = (aliases.get(W2V_ALIAS, W2V_ALIAS), aliases.get(META_ALIAS, META_ALIAS))
+        if pinned != (self._w2v, self._meta):  # a new version went live
+            self.store.release_except(pinned)
+        self._w2v, self._meta = pinned
 
     def payload_filter(self, artist: str | None, collection: str | None = None) -> PayloadFilter:
         """The filter for ``--artist``; an artist not in the catalogue is an error, not an empty answer.
@@ -161,7 +173,7 @@ class SongSearch:
         """
         _check_limit(limit)
         self._pin()
-        song_id = int(song_id)
+        song_id = _song_id(song_id)
         if not hybrid:
             vector = self._w2v_vector(song_id)
             flt = self.payload_filter(artist).without_ids([song_id])
@@ -214,7 +226,7 @@ class SongSearch:
         candidates = fusion.candidates(limit)
         lists: dict[str, tuple[str, list[Hit]]] = {}
         if context:
-            found = self.store.vectors(self._w2v, context)
+            found = self.store.vectors(self._w2v, [c for c in context if 0 <= c <= MAX_SONG_ID])
             unknown = [c for c in context if c not in found]
             if unknown:
                 self.warnings.append(f"skipped unknown context song id(s): {', '.join(map(str, unknown))}")

@@ -98,3 +98,21 @@ def _fake_encoder_factory():
     from tests.conftest import fake_title_model
 
     return lambda cache=None: MetadataEncoder(title_model=fake_title_model, cache=cache)
+
+
+@pytest.mark.parametrize("args", [["similar", "--id", "-5"], ["similar", "--id", "99999999999999999999999"], ["similar", "--id", "-1", "--hybrid"]])
+def test_out_of_range_ids_are_unknown_ids(runner, ingested_home, args):
+    result = runner.invoke(search_cli, args)
+    assert one_line_error(result) and "unknown song id" in result.output, result.output
+
+
+def test_out_of_range_context_ids_are_skipped(runner, ingested_home):
+    result = runner.invoke(search_cli, ["cold-start", "--context", "-1,24", "--limit", "2"])
+    assert result.exit_code == 0, result.output
+    assert "skipped unknown context song id(s): -1" in result.stderr
+
+
+def test_damaged_aliases_file_is_one_line(runner, ingested_home, home_settings):
+    (home_settings.embedded_dir / "aliases.json").write_text('{"songs_w2v": ')
+    result = runner.invoke(search_cli, ["similar", "--id", "1"])
+    assert one_line_error(result) and "damaged" in result.output, result.output

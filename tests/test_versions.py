@@ -231,3 +231,48 @@ def test_the_quality_gate_refuses_a_clearly_worse_model_unless_forced(planted, h
     assert not forced.gate.passed
     with open_store(home_settings) as store:
         assert pub.live_version(store) == forced.version
+
+
+def test_an_update_trains_on_every_play_of_its_playlists(planted, home_settings):
+    """The corpus-sized down-sampling would drop most plays of a small update."""
+    from ingest.train import continue_training, load_model
+
+    live = ingest_planted(planted, home_settings).version
+    model, _, _ = load_model(home_settings.models_dir / live)
+    playlists = [[0, 1, 2, 3, 48], [4, 5, 6, 48], [0, 2, 4, 6, 48]] * 5
+    trained, raw = continue_training(model, playlists)
+    assert trained == raw == sum(map(len, playlists)) * model.epochs
+    assert model.sample == TEST_W2V.sample
+
+
+def test_a_failure_after_the_switch_keeps_the_live_model_files(planted, home_settings, store, monkeypatch):
+    ingest_planted(planted, home_settings, store)
+
+    def failing_prune(*args, **kwargs):
+        raise OSError(errno.EIO, "I/O error")
+
+    monkeypatch.setattr(pub, "prune", failing_prune)
+    with pytest.raises(OSError):
+        ingest_planted(planted, home_settings, store, w2v=TEST_W2V.with_options(seed=8))
+    live = pub.live_version(store)
+    assert (home_settings.models_dir / live / "w2v.model").is_file()
+    assert SongSearch(store=store, settings=home_settings).similar(0, limit=3)
+
+
+def test_lost_aliases_keep_the_versions_and_rollback_restores_the_newest(planted, home_settings):
+    names = [ingest_planted(planted, home_settings).version for _ in range(2)]
+    (home_settings.embedded_dir / "aliases.json").unlink()
+    with open_store(home_settings) as store:
+        assert pub.remove_leftovers(store) == []
+        assert pub.rollback(store) == names[-1]
+        assert SongSearch(store=store, settings=home_settings).similar(0, limit=3)
+
+
+def test_a_long_lived_reader_lets_go_of_old_versions(planted, home_settings):
+    ingest_planted(planted, home_settings)
+    songs = SongSearch(settings=home_settings)
+    songs.similar(0, limit=3, hybrid=True)
+    ingest_planted(planted, home_settings, w2v=TEST_W2V.with_options(seed=4))
+    songs.similar(0, limit=3, hybrid=True)
+    assert set(songs.store._shards) == set(songs.store.aliases().values())
+    songs.close()

@@ -97,6 +97,9 @@ class Store(ABC):
     ) -> list[Hit]:
         """Nearest points by cosine, best first; ``exact`` skips the HNSW index (for measuring it)."""
 
+    def release_except(self, names) -> None:  # noqa: B027 - only backends that cache handles
+        """Let go of handles on collections other than ``names``."""
+
     def close(self) -> None:  # noqa: B027 - optional for backends
         pass
 

@@ -70,7 +70,10 @@ class EdgeStore(Store):
             return {}
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp != self._aliases_stamp:  # re-read only when ingest has published
-            self._aliases = json.loads(self._aliases_file.read_text())
+            try:
+                self._aliases = json.loads(self._aliases_file.read_text())
+            except ValueError:
+                raise SongSearchError(f"{self._aliases_file} is damaged: `ingest rollback` rewrites it") from None
             self._aliases_stamp = stamp
         return dict(self._aliases)
 
@@ -86,6 +89,12 @@ class EdgeStore(Store):
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, self._aliases_file)
+
+    def release_except(self, names) -> None:
+        """Close cached shards other than ``names``: a long-lived reader must not keep
+        every past version mapped (their files would never be freed)."""
+        for name in set(self._shards) - set(names):
+            self._shards.pop(name).close()
 
     def _resolve(self, collection: str) -> str:
         return self.aliases().get(collection, collection)
