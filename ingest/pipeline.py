@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import json
 import shutil
 import sys
 import time
@@ -17,14 +16,15 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from ingest import publish as pub
-from ingest.evaluate import QUALITY_FILE, GateVerdict, quality_gate, read_recorded_metrics, record_metrics
+from ingest.collections import build_collections
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
-from ingest.train import W2VSettings, continue_training, load_model, save_model, song_vectors, train_word2vec
-from search.contract import META_ALIAS, W2V_ALIAS, Settings, SongSearchError, physical_name, song_payload
+from ingest.gate import GateVerdict, quality_gate
+from ingest.model_dir import ModelDir
+from ingest.train import W2VSettings, continue_training, train_word2vec
+from search.contract import Settings, SongSearchError, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
 
@@ -43,10 +43,6 @@ class IngestReport:
     written: dict[str, int] = field(default_factory=dict)
     #: the quality gate's verdict (full ingests only)
     gate: GateVerdict | None = None
-
-
-CATALOGUE_FILE = "catalogue.json"
-DIGESTS_FILE = "digests.json"
 
 
 class _Stages:
@@ -78,23 +74,6 @@ def _bar(show: bool, desc: str, total: int | None = None, unit: str = "it"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, file=sys.stderr, leave=False)
 
 
-def build_collections(
-    catalogue: Catalogue, word_ids: np.ndarray, word_vectors: np.ndarray, encoder: MetadataEncoder, show_progress: bool
-) -> dict[str, pub.CollectionData]:
-    song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
-    songs = [catalogue.songs[int(i)] for i in song_ids]
-    payload_of = {
-        int(i): song_payload(int(i), s.title, s.artist, s.tags, catalogue.plays.get(int(i), 0))
-        for i, s in zip(song_ids, songs)
-    }
-    with _bar(show_progress, "encoding titles", unit="title") as bar:
-        meta_vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], bar)
-    return {
-        W2V_ALIAS: pub.CollectionData(word_ids, word_vectors, [payload_of[int(i)] for i in word_ids]),
-        META_ALIAS: pub.CollectionData(song_ids, meta_vectors, [payload_of[int(i)] for i in song_ids]),
-    }
-
-
 def _prune_models(settings: Settings, store: Store) -> None:
     present = {v.name for v in pub.versions(store)}
     if not settings.models_dir.is_dir():
@@ -107,45 +86,39 @@ def _prune_models(settings: Settings, store: Store) -> None:
 def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
     """The live version and the point digests its ingest recorded, if both are here."""
     live = pub.live_version(store)
-    path = settings.models_dir / live / DIGESTS_FILE if live else None
-    if path is None or not path.is_file():
-        return None
-    try:
-        recorded = json.loads(path.read_text())
-        return live, {alias: {int(i): d for i, d in digests.items()} for alias, digests in recorded.items()}
-    except (ValueError, AttributeError):
-        return None  # unreadable: write everything afresh
+    digests = ModelDir.of(settings, live).load_digests() if live else None
+    return (live, digests) if digests is not None else None
 
 
 def publish_model(
-    run: _Run, catalogue: Catalogue, fingerprint: str, model, w2v: W2VSettings, quality: GateVerdict | None
+    run: _Run, catalogue: Catalogue, playlists: list[list[int]], fingerprint: str, model, w2v: W2VSettings, quality: GateVerdict | None
 ) -> IngestReport:
     """Everything after training: embeddings, new collections, checks, the alias switch."""
-    report, settings, store, encoder, show_progress = run.report, run.settings, run.store, run.encoder, run.show_progress
+    report, settings, store, encoder = run.report, run.settings, run.store, run.encoder
     stage = run.stage
     version = report.version
-    model_dir = settings.models_dir / version
+    model_dir = ModelDir.of(settings, version)
     try:
         with stage("save model"):
-            save_model(model, w2v, fingerprint, model_dir)
-            catalogue.save(model_dir / CATALOGUE_FILE)
+            model_dir.save_model(model, w2v, fingerprint)
+            model_dir.save_catalogue(catalogue)
+            model_dir.save_playlists(playlists)
             if quality is not None:
-                record_metrics(model_dir, quality)
-        word_ids, word_vectors = song_vectors(model)
-        with stage("encode metadata"):
-            collections = build_collections(catalogue, word_ids, word_vectors, encoder, show_progress)
+                model_dir.save_quality(quality.to_dict())
+        with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
+            collections = build_collections(catalogue, playlists, model, encoder, bar)
             if encoder.cache is not None and encoder.encoded_titles:
                 encoder.cache.save()
         live = _live_digests(settings, store)
         digests = {}
         for alias, data in collections.items():
             with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
-                digests[alias] = pub.point_digests(data)
+                digests[alias] = data.digests()
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
                 report.written[alias] = pub.write_collection(
                     store, physical_name(alias, version), data, digests[alias], base, bar
                 )
-        (model_dir / DIGESTS_FILE).write_text(json.dumps({a: {str(i): d for i, d in ds.items()} for a, ds in digests.items()}))
+        model_dir.save_digests(digests)
         with stage("verify and publish"):
             report.dropped_versions = pub.publish(store, version, collections, run.keep)
     except BaseException:
@@ -153,7 +126,7 @@ def publish_model(
         # is untouched: remove what this run wrote
         if pub.live_version(store) != version:
             pub.delete_unpublished(store, version)
-            shutil.rmtree(model_dir, ignore_errors=True)
+            model_dir.remove()
         raise
     _prune_models(settings, store)
     report.vectors = {alias: len(data.ids) for alias, data in collections.items()}
@@ -220,13 +193,13 @@ def run_ingest(
         run.report.problems = dataset.problems
         with run.stage("quality gate"):
             live = pub.live_version(run.store)
-            live_metrics = read_recorded_metrics(run.settings.models_dir / live) if live else None
+            live_metrics = ModelDir.of(run.settings, live).quality_metrics() if live else None
             run.report.gate = quality_gate(dataset, w2v, live_metrics)
         if not run.report.gate.passed and not force:
             raise SongSearchError(f"{run.report.gate.summary()}: nothing published (--force publishes anyway)")
         with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
             model = train_word2vec(dataset.playlists, w2v, bar)
-        return publish_model(run, dataset.catalogue(), dataset.fingerprint, model, w2v, run.report.gate)
+        return publish_model(run, dataset.catalogue(), dataset.playlists, dataset.fingerprint, model, w2v, run.report.gate)
 
 
 def _read_update(playlists_file: Path, songs_file: Path | None, catalogue: Catalogue) -> tuple[list[list[int]], dict[int, Song], str]:
@@ -263,9 +236,11 @@ def run_update(
         live = pub.live_version(run.store)
         if live is None:
             raise SongSearchError("nothing is published yet: run a full `ingest --data DIR` first")
+        live_dir = ModelDir.of(run.settings, live)
         with run.stage("read update"):
-            model, w2v, fingerprint = load_model(run.settings.models_dir / live)
-            catalogue = Catalogue.load(run.settings.models_dir / live / CATALOGUE_FILE)
+            model, w2v, fingerprint = live_dir.load_model()
+            catalogue = live_dir.load_catalogue()
+            trained_on = live_dir.load_playlists()
             playlists, new_songs, update_digest = _read_update(
                 Path(playlists_file), Path(songs_file) if songs_file else None, catalogue
             )
@@ -275,9 +250,7 @@ def run_update(
         with run.stage("train word2vec"), run.bar("training word2vec", model.epochs, "epoch") as bar:
             continue_training(model, playlists, bar)
         fingerprint = hashlib.sha256((fingerprint + update_digest).encode()).hexdigest()[:16]
-        report = publish_model(run, catalogue, fingerprint, model, w2v, None)
+        report = publish_model(run, catalogue, trained_on + playlists, fingerprint, model, w2v, None)
         # same recipe, more data: the next full ingest is judged against the live numbers
-        recorded = run.settings.models_dir / live / QUALITY_FILE
-        if recorded.is_file():
-            shutil.copyfile(recorded, run.settings.models_dir / report.version / QUALITY_FILE)
+        live_dir.copy_quality_to(ModelDir.of(run.settings, report.version))
         return report

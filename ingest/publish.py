@@ -10,31 +10,18 @@ rollback, ``keep`` in all.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import dataclass
 from typing import Sequence
-import numpy as np
 
+from ingest.collections import CollectionData
 from search.contract import ALIASES, W2V_ALIAS, SongSearchError, physical_name, split_physical_name
-from search.store import Store
+from search.store import Nearest, Search, Store
 
 PROBE_DEPTH = 10
 #: Derive a version from the live one when at most this share of points changed;
 #: beyond it a fresh, fully indexed collection is cheaper to query.
 MAX_DELTA_SHARE = 0.3
-
-
-@dataclass
-class CollectionData:
-    ids: np.ndarray
-    vectors: np.ndarray
-    payloads: list[dict]
-
-    @property
-    def dim(self) -> int:
-        return int(self.vectors.shape[1])
 
 
 @dataclass(frozen=True)
@@ -49,24 +36,13 @@ def new_version_name() -> str:
     return time.strftime("%Y%m%dt%H%M%S", time.gmtime(now)) + f"{int(now * 1000) % 1000:03d}"
 
 
-def point_digests(data: CollectionData) -> dict[int, str]:
-    """A digest of each point's vector and of its payload ("vector:payload"): what changed between versions."""
-
-    def digest(blob: bytes) -> str:
-        return hashlib.blake2b(blob, digest_size=8).hexdigest()
-
-    return {
-        int(i): f"{digest(vector.tobytes())}:{digest(json.dumps(payload, sort_keys=True).encode())}"
-        for i, vector, payload in zip(data.ids, np.asarray(data.vectors, dtype=np.float32), data.payloads)
-    }
-
-
 def _upsert(store: Store, name: str, data: CollectionData, rows: Sequence[int], progress, batch: int = 5000) -> None:
     if progress is not None:
         progress.reset(total=len(rows))
     for start in range(0, len(rows), batch):
         chunk = list(rows[start : start + batch])
-        store.upsert(name, data.ids[chunk], data.vectors[chunk], [data.payloads[i] for i in chunk])
+        sparse = {vector: [rows_of[i] for i in chunk] for vector, rows_of in data.sparse.items()}
+        store.upsert(name, data.ids[chunk], data.vectors[chunk], [data.payloads[i] for i in chunk], sparse)
         if progress is not None:
             progress.update(len(chunk))
 
@@ -97,11 +73,8 @@ def write_collection(
                 payload_only.append(row)
         moved = len(upserts) - len(set(map(int, data.ids[upserts])) - set(base_digests))
         removed = set(base_digests) - set(digests)
-        if (
-            not removed
-            and len(upserts) + len(payload_only) <= MAX_DELTA_SHARE * len(data.ids)
-            and store.copy_collection(base_name, name)
-        ):
+        if store.can_copy and not removed and len(upserts) + len(payload_only) <= MAX_DELTA_SHARE * len(data.ids):
+            store.copy_collection(base_name, name)
             if payload_only:  # updated in place: the vector index stays as it is
                 store.set_payloads(name, data.ids[payload_only], [data.payloads[r] for r in payload_only])
             _upsert(store, name, data, upserts, progress)
@@ -110,7 +83,7 @@ def write_collection(
             # whole regions until the segment was rebuilt (vacuumed) without them.
             store.finish_collection(name, reindex=bool(moved))
             return len(upserts) + len(payload_only)
-    store.create_collection(name, data.dim)
+    store.create_collection(name, data.dim, sorted(data.sparse))
     _upsert(store, name, data, range(len(data.ids)), progress)
     if progress is not None:
         progress.set_description(f"indexing {name}")
@@ -129,7 +102,7 @@ def verify_collection(store: Store, name: str, data: CollectionData) -> None:
         raise SongSearchError(f"{name} holds {count} points, expected {len(data.ids)}: not published")
     probe = max(range(len(data.ids)), key=lambda row: (data.payloads[row].get("plays", 0), -row))
     probe_id = int(data.ids[probe])
-    hits = store.query(name, data.vectors[probe], PROBE_DEPTH)
+    hits = store.search(name, Search((Nearest(data.vectors[probe]),), PROBE_DEPTH))
     if probe_id not in {h.song_id for h in hits}:
         raise SongSearchError(f"{name}: probe query for song {probe_id} does not find it: not published")
 

@@ -3,75 +3,84 @@
     from search import SongSearch
     with SongSearch() as songs:
         for result in songs.similar(2172, limit=5, artist="iron maiden"):
-            print(result.title, result.score)
+            print(result.title, result.score, result.coplays)
 
 Only the aliases of the contract are read.  Nothing here imports torch,
 sentence-transformers or gensim; the metadata encoder is loaded only by the
-calls that embed a title.
+calls that embed a title.  Errors name the argument (``limit``, ``artist``);
+the CLI names its flags instead.
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import math
+from dataclasses import dataclass
+from typing import Iterator, Literal, Mapping, Sequence
 
-from typing import Sequence
+from search import fusion as fu
+from search import query as core
+from search.contract import META_ALIAS, W2V_ALIAS, ArgumentError, Settings, SongSearchError, artist_key, song_id
+from search.query import DEFAULT_FUSION, Evidence, EvidenceFusion, Result
+from search.store import Hit, Nearest, PayloadFilter, Reader, Search, open_store
 
-import numpy as np
-
-from search import fusion
-from search.contract import META_ALIAS, W2V_ALIAS, Settings, SongSearchError, artist_key
-from search.store import Hit, PayloadFilter, Store, open_store
-
-#: The two sides of a fused answer, as named in ``--weights``.
+#: The two sides of a fused answer across collections, as named in ``weights``.
 SIDES = ("w2v", "meta")
-#: Metadata neighbours whose playlist vectors estimate a new song's (the bridge).
-BRIDGE_NEIGHBOURS = 20
-#: The bridge is an estimate: unless --weights says otherwise, it counts half
-#: as much as direct metadata evidence, so that a known artist's songs lead.
-BRIDGE_WEIGHT = 0.5
+FusionMethod = Literal["rrf", "dbsf"]
 
 
 @dataclass(frozen=True)
-class Result:
-    song_id: int
-    title: str
-    artist: str
-    score: float
-    sources: tuple[str, ...] = ("w2v",)
+class Answer:
+    """The results of one query, best first, and what the query skipped (and why)."""
 
-    @classmethod
-    def from_hit(cls, hit: Hit, sources: tuple[str, ...]) -> "Result":
-        return cls(hit.song_id, hit.payload.get("title", ""), hit.payload.get("artist", ""), hit.score, sources)
+    results: tuple[Result, ...]
+    skipped: tuple[str, ...] = ()
 
-    def to_dict(self) -> dict:
-        data = asdict(self)
-        data["sources"] = list(self.sources)
-        return data
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self.results)
 
+    def __len__(self) -> int:
+        return len(self.results)
 
-MAX_SONG_ID = 2**63 - 1
+    def __getitem__(self, index: int) -> Result:
+        return self.results[index]
 
-
-def _song_id(value) -> int:
-    song_id = int(value)
-    if not 0 <= song_id <= MAX_SONG_ID:
-        raise SongSearchError(f"unknown song id {song_id}")
-    return song_id
+    @property
+    def ids(self) -> list[int]:
+        return [r.song_id for r in self.results]
 
 
 def _check_limit(limit: int) -> None:
     if limit < 1:
-        raise SongSearchError(f"--limit must be at least 1, got {limit}")
+        raise ArgumentError("limit", f"must be at least 1, got {limit}")
+
+
+def _check_method(method: str) -> None:
+    if method not in fu.FUSIONS:
+        raise ArgumentError("fusion", f"unknown method {method!r}: use one of {', '.join(fu.FUSIONS)}")
+
+
+def _check_weights(weights: Mapping[str, float] | None, bridge: bool = False) -> dict[str, float]:
+    """Weights per side, the defaults filled in; all-zero or unknown sides are errors."""
+    defaults = {"w2v": core.BRIDGE_WEIGHT if bridge else 1.0, "meta": 1.0}
+    if weights is None:
+        return defaults
+    unknown = set(weights) - set(SIDES)
+    if unknown:
+        raise ArgumentError("weights", f"unknown side(s) {', '.join(sorted(unknown))}: use {' and '.join(SIDES)}")
+    merged = {side: float(weights.get(side, 1.0)) for side in SIDES}
+    if any(not math.isfinite(w) or w < 0 or w > fu.MAX_WEIGHT for w in merged.values()):
+        raise ArgumentError("weights", f"must be between 0 and {fu.MAX_WEIGHT:g}")
+    if not any(merged.values()):
+        raise ArgumentError("weights", "cannot all be 0")
+    return merged
 
 
 class SongSearch:
-    def __init__(self, store: Store | None = None, settings: Settings | None = None, encoder=None):
+    def __init__(self, store: Reader | None = None, settings: Settings | None = None, encoder=None):
         self.settings = settings or Settings.from_env()
         self.store = store or open_store(self.settings)
         self._encoder = encoder
         self._w2v, self._meta = W2V_ALIAS, META_ALIAS
-        #: what the last call skipped (unknown context ids), for the CLI to report
-        self.warnings: list[str] = []
 
     @property
     def encoder(self):
@@ -101,8 +110,8 @@ class SongSearch:
             self.store.release_except(pinned)
         self._w2v, self._meta = pinned
 
-    def payload_filter(self, artist: str | None, collection: str | None = None) -> PayloadFilter:
-        """The filter for ``--artist``; an artist not in the catalogue is an error, not an empty answer.
+    def payload_filter(self, artist: str | None, argument: str = "artist", collection: str | None = None) -> PayloadFilter:
+        """The filter for an artist; an artist not in the catalogue is an error, not an empty answer.
 
         Checked in the collection about to be queried first, so that a plain
         ``similar`` never has to open the larger metadata collection.
@@ -111,155 +120,144 @@ class SongSearch:
             return PayloadFilter()
         key = artist_key(artist)
         if not key:
-            raise SongSearchError("--artist is empty")
+            raise ArgumentError(argument, "is empty")
         flt = PayloadFilter(artist_key=key)
         collection = collection or self._w2v
         if self.store.count(collection, flt) == 0:
+            shown = artist if len(artist) <= 80 else artist[:77] + "..."
             if collection != self._meta and self.store.count(self._meta, flt) > 0:
-                raise SongSearchError(f"artist {artist!r} has no songs in {W2V_ALIAS} (none in the training playlists)")
-            raise SongSearchError(f"artist {artist!r} is not in the catalogue")
+                raise SongSearchError(f"artist {shown!r} has no songs in {W2V_ALIAS} (none in the training playlists)")
+            raise SongSearchError(f"artist {shown!r} is not in the catalogue")
         return flt
 
-    def _w2v_vector(self, song_id: int):
-        found = self.store.vectors(self._w2v, [song_id])
-        if song_id in found:
-            return found[song_id]
-        if self.store.payloads(self._meta, [song_id]):
-            raise SongSearchError(
-                f"song {song_id} is in no playlist the model was trained on: try --hybrid or `search cold-start`"
-            )
-        raise SongSearchError(f"unknown song id {song_id}")
+    def _w2v_point(self, song: int):
+        found = self.store.retrieve(self._w2v, [song], with_vectors=True)
+        if song in found:
+            return found[song]
+        if self.store.retrieve(self._meta, [song]):
+            raise SongSearchError(f"song {song} is in no playlist the model was trained on: try --hybrid or `search cold-start`")
+        raise SongSearchError(f"unknown song id {song}")
 
-    def _bridge_vector(self, meta_vector: np.ndarray, exclude: Sequence[int]) -> np.ndarray | None:
-        """A playlist vector for a song known by metadata only: the similarity-weighted
-        mean of the Word2Vec vectors of its nearest metadata neighbours (unfiltered)."""
-        meta_hits = self.store.query(self._meta, meta_vector, BRIDGE_NEIGHBOURS, PayloadFilter().without_ids(exclude))
-        found = self.store.vectors(self._w2v, [h.song_id for h in meta_hits])
-        pairs = [(found[h.song_id], max(h.score, 0.0)) for h in meta_hits if h.song_id in found]
-        if not pairs or sum(w for _, w in pairs) == 0:
-            return None
-        return np.average(np.stack([v for v, _ in pairs]), axis=0, weights=[w for _, w in pairs])
+    def _w2v_answer(self, probe: core.Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", label: str = "w2v", fusion: EvidenceFusion = DEFAULT_FUSION) -> tuple[tuple[str, ...], list[Hit]]:
+        """songs_w2v's answer to ``probe``, and the evidence it asked for."""
+        request = core.w2v_request(probe, limit, flt, evidence, fusion)
+        return core.w2v_sources(request, label), self.store.search(self._w2v, request)
 
-    def _fused(
-        self, lists: dict[str, tuple[str, list[Hit]]], limit: int, method: str, weights: dict[str, float] | None
-    ) -> list[Result]:
-        """Fuse ranked lists named by side ("w2v"/"meta"); each hit says which evidence found it."""
-        if weights is None:
-            weights = {side: BRIDGE_WEIGHT if lists[side][0] == "bridge" else 1.0 for side in lists}
-        ranked = {side: [(h.song_id, h.score) for h in hits] for side, (_, hits) in lists.items()}
-        payload = {h.song_id: h.payload for _, hits in lists.values() for h in hits}
-        found_by = {evidence: {h.song_id for h in hits} for evidence, hits in lists.values()}
-        return [
-            Result.from_hit(
-                Hit(song_id, score, payload[song_id]), tuple(e for e, ids in found_by.items() if song_id in ids)
-            )
-            for song_id, score in fusion.fuse(ranked, method, weights, limit)
-        ]
+    def _results(self, hits: Sequence[Hit], sources: Mapping[int, tuple[str, ...]], probe: core.Probe | None) -> tuple[Result, ...]:
+        return tuple(core.with_evidence(self.store, self._w2v, hits, sources, probe))
 
     # -- queries --
     def similar(
         self,
-        song_id: int,
+        song: int,
+        *,
         limit: int = 10,
         artist: str | None = None,
-        hybrid: bool = False,
-        fusion_method: str = "rrf",
-        weights: dict[str, float] | str | None = None,
-    ) -> list[Result]:
-        """Songs played in the same contexts as ``song_id`` (the song itself left out).
-
-        With ``hybrid``, the nearest songs in songs_w2v and in songs_meta are fused
-        (``fusion_method`` "rrf" or "dbsf", ``weights`` per side, e.g. "w2v=1,meta=0.5").
-        """
+        evidence: Evidence = "fused",
+        fusion: EvidenceFusion = DEFAULT_FUSION,
+    ) -> Answer:
+        """Songs played in the same contexts as ``song`` (itself left out): by default one Qdrant
+        query fusing the nearest Word2Vec vectors with the songs sharing most playlists."""
         _check_limit(limit)
+        if evidence not in core.EVIDENCE:
+            raise ArgumentError("evidence", f"unknown evidence {evidence!r}: use one of {', '.join(core.EVIDENCE)}")
+        song = song_id(song)
         self._pin()
-        song_id = _song_id(song_id)
-        if not hybrid:
-            vector = self._w2v_vector(song_id)
-            flt = self.payload_filter(artist).without_ids([song_id])
-            return [Result.from_hit(h, ("w2v",)) for h in self.store.query(self._w2v, vector, limit, flt)]
-        weights = self._weights(weights, fusion_method)
-        meta_vector = self.store.vectors(self._meta, [song_id]).get(song_id)
-        if meta_vector is None:
-            raise SongSearchError(f"unknown song id {song_id}")
-        flt = self.payload_filter(artist, self._meta).without_ids([song_id])
-        candidates = fusion.candidates(limit)
-        meta_hits = self.store.query(self._meta, meta_vector, candidates, flt)
-        w2v_vector = self.store.vectors(self._w2v, [song_id]).get(song_id)
-        evidence = "w2v"
-        if w2v_vector is None:  # in the catalogue but in no training playlist
-            w2v_vector, evidence = self._bridge_vector(meta_vector, [song_id]), "bridge"
-        lists = {"meta": ("meta", meta_hits)}
-        if w2v_vector is not None:
-            lists["w2v"] = (evidence, self.store.query(self._w2v, w2v_vector, candidates, flt))
-        return self._fused(lists, limit, fusion_method, weights)
+        probe = core.probe_of(self._w2v_point(song))
+        flt = self.payload_filter(artist).without_ids([song])
+        sources, hits = self._w2v_answer(probe, limit, flt, evidence, fusion=fusion)
+        return Answer(self._results(hits, {h.song_id: sources for h in hits}, probe))
+
+    def similar_hybrid(
+        self,
+        song: int,
+        *,
+        limit: int = 10,
+        artist: str | None = None,
+        method: FusionMethod = "rrf",
+        weights: Mapping[str, float] | None = None,
+    ) -> Answer:
+        """The songs_w2v answer fused with the song's metadata neighbours in songs_meta
+        (``method`` rrf or dbsf, ``weights`` per side: ``{"w2v": 1, "meta": 0.5}``)."""
+        _check_limit(limit)
+        _check_method(method)
+        song = song_id(song)
+        self._pin()
+        meta_point = self.store.retrieve(self._meta, [song], with_vectors=True).get(song)
+        if meta_point is None:
+            raise SongSearchError(f"unknown song id {song}")
+        flt = self.payload_filter(artist, collection=self._meta).without_ids([song])
+        depth = fu.candidates(limit)
+        lists = {"meta": (("meta",), self.store.search(self._meta, Search((Nearest(meta_point.vector),), depth, flt)))}
+        w2v_point = self.store.retrieve(self._w2v, [song], with_vectors=True).get(song)
+        if w2v_point is not None:
+            probe, label = core.probe_of(w2v_point), "w2v"
+        else:  # in the catalogue but in no training playlist
+            probe, label = core.bridge_probe(self.store, self._w2v, self._meta, meta_point.vector, [song]), "bridge"
+        if probe is not None:
+            lists["w2v"] = self._w2v_answer(probe, depth, flt, label=label)
+        fused, sources = core.fuse_lists(lists, limit, method, _check_weights(weights, bridge=label == "bridge"))
+        return Answer(self._results(fused, sources, probe))
 
     def cold_start(
         self,
+        *,
         context: Sequence[int] = (),
         title: str | None = None,
         artist: str | None = None,
         limit: int = 10,
         only_artist: str | None = None,
-        fusion_method: str = "rrf",
-        weights: dict[str, float] | str | None = None,
-    ) -> list[Result]:
+        method: FusionMethod = "rrf",
+        weights: Mapping[str, float] | None = None,
+    ) -> Answer:
         """Songs for a song the model never saw.
 
-        * ``context``: ids of songs it was played with; their mean Word2Vec vector
-          is queried against songs_w2v (the context songs are left out).  Unknown
-          ids are skipped and listed in ``self.warnings``.
-        * ``title`` / ``artist``: its metadata, embedded like ingest did and queried
-          against songs_meta; without context, a playlist vector is also estimated
-          from its metadata neighbours (the "bridge").
-        Evidence from both sides is fused; ``only_artist`` filters every side.
+        * ``context``: ids of songs it was played with: their mean Word2Vec vector and summed
+          co-play vectors query songs_w2v (the context songs left out); unknown ids are skipped
+          and listed in ``Answer.skipped``.
+        * ``title`` / ``artist``: its metadata, embedded as ingest did, queries songs_meta;
+          without context, a Word2Vec vector is also estimated from its metadata neighbours
+          (the bridge).
+        Evidence from both collections is fused; ``only_artist`` filters every side.
         """
         _check_limit(limit)
-        self._pin()
-        self.warnings = []
+        _check_method(method)
         title, artist = (title or "").strip(), (artist or "").strip()
-        context = [int(c) for c in context]
+        context = [song_id(c, argument="context") for c in context]
         if not context and not title and not artist:
-            raise SongSearchError("give --context song ids, or --title and/or --artist of the new song")
-        weights = self._weights(weights, fusion_method)
-        flt = self.payload_filter(only_artist, self._meta if (title or artist) else self._w2v)
-        candidates = fusion.candidates(limit)
-        lists: dict[str, tuple[str, list[Hit]]] = {}
+            raise ArgumentError("context", "or title/artist: give the songs the new song was played with, or its metadata")
+        self._pin()
+        flt = self.payload_filter(only_artist, "only_artist", self._meta if (title or artist) else self._w2v)
+        depth = fu.candidates(limit)
+        lists: dict[str, tuple[tuple[str, ...], list[Hit]]] = {}
+        skipped: tuple[str, ...] = ()
+        probe = None
         if context:
-            found = self.store.vectors(self._w2v, [c for c in context if 0 <= c <= MAX_SONG_ID])
+            found = self.store.retrieve(self._w2v, context, with_vectors=True)
             unknown = [c for c in context if c not in found]
             if unknown:
-                self.warnings.append(f"skipped unknown context song id(s): {', '.join(map(str, unknown))}")
+                skipped = (f"unknown context song id(s): {', '.join(map(str, unknown))}",)
             if not found:
-                raise SongSearchError("none of the --context song ids is known to the model")
-            mean = np.mean(np.stack(list(found.values())), axis=0)
-            lists["w2v"] = ("context", self.store.query(self._w2v, mean, candidates, flt.without_ids(found)))
+                raise ArgumentError("context", "has no song known to the model")
+            probe = core.context_probe(list(found.values()))
+            lists["w2v"] = self._w2v_answer(probe, depth, flt.without_ids(found), label="context")
+        bridge = False
         if title or artist:
             query = self.encoder.encode([title], [artist])[0]
-            meta_hits = self.store.query(self._meta, query, candidates, flt.without_ids(context))
-            lists["meta"] = ("meta", meta_hits)
-            if "w2v" not in lists:
-                bridge = self._bridge_vector(query, context)
-                if bridge is not None:
-                    lists["w2v"] = ("bridge", self.store.query(self._w2v, bridge, candidates, flt))
+            lists["meta"] = (("meta",), self.store.search(self._meta, Search((Nearest(query),), depth, flt.without_ids(context))))
+            if probe is None:
+                probe = core.bridge_probe(self.store, self._w2v, self._meta, query, context)
+                if probe is not None:
+                    lists["w2v"], bridge = self._w2v_answer(probe, depth, flt, "w2v", label="bridge"), True
         if len(lists) == 1:
-            ((evidence, hits),) = lists.values()
-            return [Result.from_hit(h, (evidence,)) for h in hits[:limit]]
-        return self._fused(lists, limit, fusion_method, weights)
-
-    @staticmethod
-    def _weights(weights, method: str) -> dict[str, float] | None:
-        """Validated weights per side; None when the caller left them to the defaults."""
-        if method not in fusion.FUSIONS:
-            raise SongSearchError(f"unknown fusion {method!r}: use one of {', '.join(fusion.FUSIONS)}")
-        if weights is None:
-            return None
-        if isinstance(weights, dict):
-            return {**{side: 1.0 for side in SIDES}, **weights}
-        return fusion.parse_weights(weights, SIDES)
+            ((sources, hits),) = lists.values()
+            top = hits[:limit]
+            return Answer(self._results(top, {h.song_id: sources for h in top}, probe), skipped)
+        fused, sources = core.fuse_lists(lists, limit, method, _check_weights(weights, bridge))
+        return Answer(self._results(fused, sources, probe), skipped)
 
 
-def similar(song_id: int, limit: int = 10, artist: str | None = None) -> list[Result]:
+def similar(song: int, limit: int = 10, artist: str | None = None) -> Answer:
     """One-shot helper: open the configured store, answer, close."""
     with SongSearch() as songs:
-        return songs.similar(song_id, limit=limit, artist=artist)
+        return songs.similar(song, limit=limit, artist=artist)

@@ -3,20 +3,73 @@
 from __future__ import annotations
 
 import json
+import math
 
 import click
 
-from search.api import Result, SongSearch
+from search.api import SIDES, Answer, SongSearch
 from search.clikit import OneLineErrorGroup, format_table
 from search.fusion import FUSIONS
+from search.query import EVIDENCE
 
 
-def _print_results(results: list[Result], as_json: bool) -> None:
+def _print_answer(answer: Answer, as_json: bool) -> None:
+    for skipped in answer.skipped:
+        click.echo(f"Warning: skipped {skipped}", err=True)
     if as_json:
-        click.echo(json.dumps([r.to_dict() for r in results], indent=2, ensure_ascii=False))
+        click.echo(json.dumps([r.to_dict() for r in answer], indent=2, ensure_ascii=False, allow_nan=False))
         return
-    rows = [[str(rank), str(r.song_id), r.title, r.artist, f"{r.score:.4f}", "+".join(r.sources)] for rank, r in enumerate(results, 1)]
-    click.echo(format_table(["rank", "song id", "title", "artist", "score", "from"], rows))
+    rows = [
+        [str(rank), str(r.song_id), r.title, r.artist, f"{r.score:.4f}", "-" if r.coplays is None else str(r.coplays),
+         "-" if r.cosine is None else f"{r.cosine:.3f}", str(r.plays), "+".join(r.sources)]
+        for rank, r in enumerate(answer, 1)
+    ]
+    click.echo(format_table(["rank", "song id", "title", "artist", "score", "coplays", "cosine", "plays", "from"], rows))
+
+
+def _song_id(ctx, param, value):
+    text = value.strip()
+    if not (text.isascii() and text.isdigit()):
+        raise click.BadParameter(f"expected a song id (digits), got {value[:40]!r}")
+    return int(text)
+
+
+def _song_ids(ctx, param, value):
+    if value is None:
+        return []
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not all(part.isascii() and part.isdigit() for part in parts):
+        raise click.BadParameter(f"expected comma-separated song ids, got {value[:60]!r}")
+    return [int(part) for part in parts]
+
+
+def _weights(ctx, param, text):
+    """``w2v=1,meta=0.5`` -> {"w2v": 1.0, "meta": 0.5}."""
+    if text is None:
+        return None
+    weights = {}
+    for part in text.split(","):
+        name, sep, value = part.partition("=")
+        name = name.strip()
+        if not sep or name not in SIDES:
+            raise click.BadParameter(f"expected e.g. {','.join(f'{n}=1' for n in SIDES)}, got {text[:60]!r}")
+        try:
+            weights[name] = float(value)
+        except ValueError:
+            raise click.BadParameter(f"{value.strip()[:20]!r} is not a number") from None
+        if not math.isfinite(weights[name]):
+            raise click.BadParameter("weights must be finite")
+    return weights
+
+
+def _output_options(command):
+    command = click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")(command)
+    return click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1, max=10_000), help="How many songs.")(command)
+
+
+def _fusion_options(command):
+    command = click.option("--weights", callback=_weights, metavar="w2v=W,meta=W", help="Weight of each collection in the fusion. [default: 1 each]")(command)
+    return click.option("--fusion", "method", type=click.Choice(FUSIONS), default="rrf", show_default=True, help="Reciprocal rank or distribution-based score fusion.")(command)
 
 
 @click.group(cls=OneLineErrorGroup)
@@ -25,36 +78,28 @@ def cli():
     """Find similar songs in the songsearch Qdrant collections (embedded, or QDRANT_URL)."""
 
 
-def _song_ids(ctx, param, value):
-    if value is None:
-        return []
-    try:
-        return [int(part) for part in value.split(",") if part.strip()]
-    except ValueError:
-        raise click.BadParameter(f"expected comma-separated song ids, got {value!r}") from None
-
-
-def _output_options(command):
-    command = click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")(command)
-    return click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1), help="How many songs.")(command)
-
-
-def _fusion_options(command):
-    command = click.option("--weights", metavar="w2v=W,meta=W", help="Weight of each side in the fusion. [default: 1 each]")(command)
-    return click.option("--fusion", "fusion_method", type=click.Choice(FUSIONS), default="rrf", show_default=True, help="Reciprocal rank or distribution-based score fusion.")(command)
-
-
 @cli.command()
-@click.option("--id", "song_id", required=True, type=int, help="Song id (from song_hash.txt).")
+@click.option("--id", "song", required=True, callback=_song_id, help="Song id (from song_hash.txt).")
 @click.option("--artist", help="Only songs by this artist (case-insensitive).")
-@click.option("--hybrid", is_flag=True, help="Fuse the Word2Vec and the metadata collections.")
+@click.option("--evidence", type=click.Choice(EVIDENCE), default="fused", show_default=True, help="Word2Vec and co-play fused by Qdrant, or one of them.")
+@click.option("--hybrid", is_flag=True, help="Also fuse the metadata collection (songs_meta).")
 @_fusion_options
 @_output_options
-def similar(song_id, limit, artist, as_json, hybrid, fusion_method, weights):
+@click.pass_context
+def similar(ctx, song, limit, artist, evidence, hybrid, method, weights, as_json):
     """Songs played in the same contexts as song ID."""
+    if not hybrid:
+        given = [f for f, name in (("--fusion", "method"), ("--weights", "weights")) if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
+        if given:
+            raise click.UsageError(f"{' and '.join(given)} go with --hybrid")
+    elif ctx.get_parameter_source("evidence") != click.core.ParameterSource.DEFAULT:
+        raise click.UsageError("--evidence goes without --hybrid (the hybrid fuses both kinds with the metadata)")
     with SongSearch() as songs:
-        results = songs.similar(song_id, limit=limit, artist=artist, hybrid=hybrid, fusion_method=fusion_method, weights=weights)
-        _print_results(results, as_json)
+        if hybrid:
+            answer = songs.similar_hybrid(song, limit=limit, artist=artist, method=method, weights=weights)
+        else:
+            answer = songs.similar(song, limit=limit, artist=artist, evidence=evidence)
+        _print_answer(answer, as_json)
 
 
 @cli.command("cold-start")
@@ -64,15 +109,13 @@ def similar(song_id, limit, artist, as_json, hybrid, fusion_method, weights):
 @click.option("--only-artist", help="Only answer songs by this artist (case-insensitive).")
 @_fusion_options
 @_output_options
-def cold_start(context, title, artist, only_artist, limit, as_json, fusion_method, weights):
+def cold_start(context, title, artist, only_artist, limit, as_json, method, weights):
     """Songs for a song the model never saw, from its context and/or its metadata."""
     with SongSearch() as songs:
-        results = songs.cold_start(
-            context, title, artist, limit=limit, only_artist=only_artist, fusion_method=fusion_method, weights=weights
+        answer = songs.cold_start(
+            context=context, title=title, artist=artist, limit=limit, only_artist=only_artist, method=method, weights=weights
         )
-        for warning in songs.warnings:
-            click.echo(f"Warning: {warning}", err=True)
-        _print_results(results, as_json)
+        _print_answer(answer, as_json)
 
 
 def main():

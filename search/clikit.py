@@ -6,7 +6,14 @@ import sys
 
 import click
 
-from search.contract import SongSearchError
+from search.contract import ArgumentError, SongSearchError
+
+#: API arguments whose flag is not simply --argument-name
+FLAG_OF = {"song": "--id", "method": "--fusion"}
+
+
+def flag_for(argument: str) -> str:
+    return FLAG_OF.get(argument, "--" + argument.replace("_", "-"))
 
 
 class OneLineErrorGroup(click.Group):
@@ -18,6 +25,8 @@ class OneLineErrorGroup(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except ArgumentError as exc:
+            raise click.UsageError(f"{flag_for(exc.argument)} {exc.problem}", ctx) from None
         except SongSearchError as exc:
             raise click.ClickException(str(exc)) from None
         except OSError as exc:  # a full disk, a read-only home, a vanished file

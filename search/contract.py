@@ -19,21 +19,72 @@ ALIASES = (W2V_ALIAS, META_ALIAS)
 #: Physical collections are named ``<alias>__<version>``; readers use the aliases only.
 VERSION_SEPARATOR = "__"
 
-#: Payload carried by every point of both collections (point id == song_id).
-PAYLOAD_FIELDS = ("song_id", "title", "artist", "artist_key", "tags", "plays")
+#: songs_w2v's named sparse vector: the training playlists a song was played in
+#: (dimension = playlist number, value = 1 / sqrt(its playlist count), so that the
+#: dot product of two songs is the cosine of their playlist co-membership).  The
+#: Word2Vec vector stays the collection's default (unnamed) dense vector.
+COPLAY_VECTOR = "coplay"
 
 #: Payload fields with a keyword index (where the backend has indexes).
 KEYWORD_INDEXED_FIELDS = ("artist_key", "tags")
 #: Payload fields with an integer index.
 INTEGER_INDEXED_FIELDS = ("plays",)
 
-DISTANCE = "Cosine"
+
+@dataclass(frozen=True)
+class IndexSettings:
+    """How both backends index every collection (not a promise to readers, but one place)."""
+
+    hnsw_m: int = 16
+    hnsw_ef_construct: int = 64
+    #: below this many points (per segment), search is exact: a filter on a small artist is
+    full_scan_threshold: int = 1000
+    #: HNSW beam width at query time
+    hnsw_ef: int = 128
+    #: vectors (KB) a segment holds before the optimizer builds its HNSW index
+    indexing_threshold_kb: int = 1000
+    #: vacuum a segment when this share of its points is deleted: a collection derived from the
+    #: live one by moving a few vectors must be rebuilt on optimize (deleted HNSW nodes cut the graph)
+    deleted_threshold: float = 0.001
+    vacuum_min_vector_number: int = 100
+
+
+INDEX = IndexSettings()
 
 DEFAULT_TIMEOUT_S = 10.0
 
 
 class SongSearchError(Exception):
     """An error the user can act on; the CLIs print it as one line and exit non-zero."""
+
+
+class ArgumentError(SongSearchError):
+    """A bad value of one argument of the API; the CLIs name their flag for it instead."""
+
+    def __init__(self, argument: str, problem: str):
+        super().__init__(f"{argument} {problem}")
+        self.argument, self.problem = argument, problem
+
+
+MAX_SONG_ID = 2**63 - 1
+
+
+def song_id(value, argument: str = "song") -> int:
+    """A song id as the API takes it: a non-negative integer (ints, or decimal ASCII digits)."""
+    if isinstance(value, bool):
+        raise ArgumentError(argument, f"must be a song id, got {value!r}")
+    if isinstance(value, str):
+        text = value.strip()
+        if not (text.isascii() and text.isdigit()):
+            raise ArgumentError(argument, f"must be a song id (digits), got {value[:40]!r}")
+        value = int(text)
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(argument, f"must be a song id, got {value!r}") from None
+    if number != value or not 0 <= number <= MAX_SONG_ID:
+        raise SongSearchError(f"unknown song id {value}")
+    return number
 
 
 def artist_key(artist: str) -> str:

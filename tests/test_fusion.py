@@ -1,60 +1,136 @@
-"""Fusion arithmetic against values computed by hand."""
+"""Client-side fusion (search.fusion, used across the two collections) gives the answers
+Qdrant's own fusion gives (used inside songs_w2v): the same order and the same scores.
 
+Each case prefetches two ranked lists from a tiny collection (a dense list and a sparse
+one), fuses them with ``fusion.rrf`` / ``fusion.dbsf``, and compares the result with the
+same two lists fused natively through ``Store.search(..., fusion=Fusion(...))``: Qdrant
+Edge's ``Fusion.Rrf(k, weights)`` / ``Fusion.Dbsf()`` and qdrant-client local mode's
+``RrfQuery`` / ``FusionQuery(DBSF)`` (the ``store`` fixture runs both backends).
+"""
+
+import numpy as np
 import pytest
 
-from search.contract import SongSearchError
-from search.fusion import candidates, dbsf, dbsf_normalise, fuse, parse_weights, rrf
+from search import fusion as fu
+from search.contract import song_payload
+from search.store import Fusion, Hit, Nearest, PayloadFilter, Search, Sparse
 
-A = [(1, 0.9), (2, 0.8), (3, 0.1)]
-B = [(2, 0.5), (4, 0.4)]
-
-
-def test_rrf_by_hand():
-    fused = rrf({"a": A, "b": B}, {"a": 1.0, "b": 1.0})
-    assert fused == pytest.approx({1: 1 / 61, 2: 1 / 62 + 1 / 61, 3: 1 / 63, 4: 1 / 62})
+N, DIM, SPARSE_DIMS, DEPTH = 40, 6, 20, 25
+TOL = 1e-6
+#: Points whose scores are closer than this are a tie: Qdrant leaves their order undefined.
+TIE = 1e-7
 
 
-def test_rrf_weights_scale_each_list():
-    fused = rrf({"a": A, "b": B}, {"a": 2.0, "b": 0.5})
-    assert fused[2] == pytest.approx(2 / 62 + 0.5 / 61)
+def _collection_points(seed=11):
+    rng = np.random.default_rng(seed)
+    vectors = rng.normal(size=(N, DIM)).astype(np.float32)
+    sparse = []
+    for _ in range(N):
+        dims = np.sort(rng.choice(SPARSE_DIMS, size=rng.integers(2, 7), replace=False))
+        sparse.append(Sparse.of(dims, rng.uniform(0.1, 1.0, size=len(dims))))
+    payloads = [song_payload(i, f"t{i}", "Alpha" if i % 2 else "Beta", [], i % 5) for i in range(N)]
+    return np.arange(N), vectors, payloads, sparse
 
 
-def test_dbsf_normalisation_by_hand():
-    # list A: mean 0.6, sd 0.355903; limits 0.6 -/+ 3 sd = -0.467708 .. 1.667708
-    assert dbsf_normalise([0.9, 0.8, 0.1]) == pytest.approx([0.640488, 0.593659, 0.265853], abs=2e-6)
-    # list B: mean 0.45, sd 0.05; limits 0.3 .. 0.6
-    assert dbsf_normalise([0.5, 0.4]) == pytest.approx([2 / 3, 1 / 3])
-    assert dbsf_normalise([0.7, 0.7]) == [0.5, 0.5]
+@pytest.fixture
+def tiny(store):
+    ids, vectors, payloads, sparse = _collection_points()
+    store.create_collection("tiny", DIM, sparse_vectors=("coplay",))
+    store.upsert("tiny", ids, vectors, payloads, sparse={"coplay": sparse})
+    store.finish_collection("tiny")
+    return store
 
 
-def test_dbsf_weighted_sum_by_hand():
-    fused = dbsf({"a": A, "b": B}, {"a": 1.0, "b": 0.5})
-    assert fused == pytest.approx({1: 0.640488, 2: 0.593659 + 0.5 * 2 / 3, 3: 0.265853, 4: 0.5 * 1 / 3}, abs=3e-6)
+def _queries(seed=5):
+    rng = np.random.default_rng(seed)
+    for _ in range(3):
+        dims = np.sort(rng.choice(SPARSE_DIMS, size=6, replace=False))
+        yield rng.normal(size=DIM).astype(np.float32), Sparse.of(dims, rng.uniform(0.1, 1.0, size=6))
 
 
-def test_fuse_orders_and_cuts():
-    assert [s for s, _ in fuse({"a": A, "b": B}, "rrf", {}, 3)] == [2, 1, 4]
-    assert [s for s, _ in fuse({"a": A, "b": B}, "dbsf", {"a": 1, "b": 0.5}, 2)] == [2, 1]
+FILTERS = [None, PayloadFilter(min_plays=1).without_ids([0, 3])]
+
+
+def _two_lists(store, dense, sparse, flt):
+    a = store.search("tiny", Search((Nearest(dense),), DEPTH, flt))
+    b = store.search("tiny", Search((Nearest(sparse, "coplay"),), DEPTH, flt))
+    assert a and b
+    return {"a": [(h.song_id, h.score) for h in a], "b": [(h.song_id, h.score) for h in b]}
+
+
+def _native(store, dense, sparse, flt, fusion: Fusion) -> list[Hit]:
+    request = Search((Nearest(dense), Nearest(sparse, "coplay")), N, flt, fusion, DEPTH)
+    return store.search("tiny", request)
+
+
+def _canonical(pairs):
+    """Best first; within a tie (scores closer than TIE), by id: Qdrant does not order ties."""
+    pairs = sorted(pairs, key=lambda p: -p[1])
+    out, group = [], []
+    for song_id, score in pairs:
+        if group and abs(group[0][1] - score) > TIE:
+            out += sorted(group)
+            group = []
+        group.append((song_id, score))
+    return out + sorted(group)
+
+
+def assert_same_answer(client: dict[int, float], native: list[Hit]):
+    scores = [h.score for h in native]
+    assert scores == sorted(scores, reverse=True), "Qdrant's fused answer is best first"
+    mine = _canonical(client.items())
+    theirs = _canonical([(h.song_id, h.score) for h in native])
+    assert [i for i, _ in theirs] == [i for i, _ in mine]
+    for (song_id, expected), (_, got) in zip(mine, theirs):
+        assert got == pytest.approx(expected, abs=TOL), f"song {song_id}"
+
+
+@pytest.mark.parametrize("k, weights", [(60, None), (60, (1.0, 0.5)), (10, (2.0, 0.3)), (2, (0.7, 3.0))])
+def test_client_rrf_is_qdrants_rrf(tiny, k, weights):
+    for dense, sparse in _queries():
+        for flt in FILTERS:
+            lists = _two_lists(tiny, dense, sparse, flt)
+            w = {"a": weights[0], "b": weights[1]} if weights else {}
+            client = fu.rrf(lists, w, k)
+            assert_same_answer(client, _native(tiny, dense, sparse, flt, Fusion("rrf", k, weights)))
+
+
+def test_client_dbsf_is_qdrants_dbsf(tiny):
+    for dense, sparse in _queries():
+        for flt in FILTERS:
+            lists = _two_lists(tiny, dense, sparse, flt)
+            client = fu.dbsf(lists, {})
+            assert_same_answer(client, _native(tiny, dense, sparse, flt, Fusion("dbsf")))
+
+
+def test_fuse_cuts_at_limit_and_breaks_ties_by_id(tiny):
+    dense, sparse = next(_queries())
+    lists = _two_lists(tiny, dense, sparse, None)
+    full = fu.fuse(lists, "rrf", {}, N)
+    assert fu.fuse(lists, "rrf", {}, 5) == full[:5]
+    assert full == sorted(full, key=lambda p: (-p[1], p[0]))
+    # two lists of the same length with the songs swapped: every song ties with its mirror
+    tied = fu.fuse({"a": [(1, 0.9), (2, 0.8)], "b": [(2, 0.5), (1, 0.4)]}, "rrf", {}, 2)
+    assert [s for s, _ in tied] == [1, 2] and tied[0][1] == pytest.approx(tied[1][1])
+
+
+def test_a_zero_weight_leaves_a_list_out():
+    lists = {"a": [(1, 0.9), (2, 0.8)], "b": [(3, 0.5), (2, 0.4)]}
+    assert set(fu.rrf(lists, {"a": 1.0, "b": 0.0})) == {1, 2}
+    assert fu.rrf(lists, {"a": 1.0, "b": 0.0}) == pytest.approx(fu.rrf({"a": lists["a"]}, {}))
 
 
 def test_candidate_depth_keeps_outsiders_out_of_the_top():
-    limit = 10
-    c = candidates(limit)
-    # the best a song outside both candidate lists can score, against the limit-th of one list
-    assert 2 / (60 + c + 1) < 1 / (60 + limit)
+    """A song outside both lists cut at candidates(limit) cannot outscore the limit-th song of
+    one list alone, by Qdrant's formula (rank from 1: 1 / (k + rank - 1))."""
+    for limit in (1, 10, 100):
+        c = fu.candidates(limit)
+        outsider = 2 / (fu.RRF_K + (c + 1) - 1)
+        assert outsider < 1 / (fu.RRF_K + limit - 1)
 
 
 def test_unknown_fusion_is_an_error():
+    from search.contract import SongSearchError
+
     with pytest.raises(SongSearchError, match="unknown fusion 'max'"):
-        fuse({"a": A}, "max", {}, 3)
-
-
-def test_parse_weights():
-    assert parse_weights("w2v=1, meta=0.5", ["w2v", "meta"]) == {"w2v": 1.0, "meta": 0.5}
-    assert parse_weights(None, ["w2v", "meta"]) == {"w2v": 1.0, "meta": 1.0}
-
-
-@pytest.mark.parametrize("text", ["w2v", "w2v=x", "foo=1", "w2v=-1", "meta=nan"])
-def test_malformed_weights(text):
-    with pytest.raises(SongSearchError, match="malformed --weights"):
-        parse_weights(text, ["w2v", "meta"])
+        fu.fuse({"a": [(1, 1.0)]}, "max", {}, 3)

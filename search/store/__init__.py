@@ -1,4 +1,9 @@
-"""One small storage interface, two backends behind it.
+"""Two small storage interfaces, two backends behind them.
+
+* :class:`Reader`: what ``search`` needs (aliases, counts, points, one query).
+* :class:`Writer`: what ``ingest`` needs (collections, points, aliases).
+
+Backends implement both (:class:`Store`):
 
 * ``EdgeStore``: Qdrant Edge in-process, under ``SONGSEARCH_HOME`` (the default).
 * ``ServerStore``: a Qdrant server through qdrant-client (``QDRANT_URL``); its
@@ -12,17 +17,26 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Literal, Mapping, Sequence
 
 import numpy as np
 
 from search.contract import Settings
 
 
-#: HNSW beam width at query time. On the tuned 256-d Word2Vec vectors, recall@10 against
-#: exact search for play-weighted queries is 0.88 at 64 and 0.89 at 128 (0.27 ms); the
-#: barely trained long tail stays low whatever the width (benchmarks/bench.py measures it).
-HNSW_EF = 128
+@dataclass(frozen=True)
+class Sparse:
+    """A sparse vector: dimension numbers (ascending) and their values."""
+
+    indices: np.ndarray
+    values: np.ndarray
+
+    @classmethod
+    def of(cls, indices, values) -> "Sparse":
+        return cls(np.asarray(indices, dtype=np.int64), np.asarray(values, dtype=np.float32))
+
+    def __len__(self) -> int:
+        return len(self.indices)
 
 
 @dataclass(frozen=True)
@@ -38,64 +52,74 @@ class PayloadFilter:
 
 
 @dataclass(frozen=True)
+class Nearest:
+    """One ranked list: the points nearest to ``vector`` by the named vector ``using``
+    (None: the collection's default dense vector)."""
+
+    vector: np.ndarray | Sparse
+    using: str | None = None
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """How Qdrant fuses prefetched lists: ``rrf`` (weighted, constant ``k``) or ``dbsf`` (unweighted)."""
+
+    method: Literal["rrf", "dbsf"] = "rrf"
+    k: int = 60
+    weights: tuple[float, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Search:
+    """One Qdrant query: the nearest points to one vector, or (with ``fusion``) the fusion of
+    several lists, each prefetched ``depth`` deep; ``filter`` holds on every list."""
+
+    lists: tuple[Nearest, ...]
+    limit: int
+    filter: PayloadFilter | None = None
+    fusion: Fusion | None = None
+    depth: int = 0
+    exact: bool = False
+
+
+@dataclass(frozen=True)
 class Hit:
     song_id: int
     score: float
     payload: dict
 
 
-class Store(ABC):
-    """Collections of song points. ``collection`` may be an alias or a physical name."""
+@dataclass(frozen=True)
+class Point:
+    """A stored point: payload, and (when asked for) its dense vector and named sparse vectors."""
 
-    # -- writing (ingest) --
-    @abstractmethod
-    def create_collection(self, name: str, dim: int) -> None: ...
+    song_id: int
+    payload: dict | None = None
+    vector: np.ndarray | None = None
+    sparse: Mapping[str, Sparse] = field(default_factory=dict)
 
-    @abstractmethod
-    def upsert(self, name: str, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict]) -> None: ...
 
-    @abstractmethod
-    def finish_collection(self, name: str, reindex: bool = True) -> None:
-        """Make the written points durable (and, with ``reindex``, fully indexed), ready to serve."""
-
-    def copy_collection(self, source: str, target: str) -> bool:
-        """Copy a whole collection cheaply, if this backend can; False if it cannot."""
-        return False
-
-    @abstractmethod
-    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
-        """Replace the payloads of existing points, leaving their vectors (and the index) alone."""
-
-    @abstractmethod
-    def delete_collection(self, name: str) -> None: ...
-
-    @abstractmethod
-    def collections(self) -> list[str]: ...
+class Reader(ABC):
+    """Reading collections. ``collection`` may be an alias or a physical name."""
 
     @abstractmethod
     def aliases(self) -> dict[str, str]:
         """alias -> physical collection."""
 
     @abstractmethod
-    def switch_aliases(self, mapping: dict[str, str]) -> None:
-        """Point every alias in ``mapping`` at its collection, all at once."""
-
-    # -- reading (search) --
-    @abstractmethod
     def count(self, collection: str, flt: PayloadFilter | None = None) -> int: ...
 
     @abstractmethod
-    def vectors(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        """The stored vectors of those ids that exist."""
+    def retrieve(self, collection: str, ids: Sequence[int], with_vectors: bool = False) -> dict[int, Point]:
+        """The points of those ids that exist, with payloads (and vectors when asked for)."""
 
     @abstractmethod
-    def payloads(self, collection: str, ids: Sequence[int]) -> dict[int, dict]: ...
+    def search(self, collection: str, request: Search) -> list[Hit]:
+        """Best first; ``request.exact`` skips the HNSW index (for measuring it)."""
 
     @abstractmethod
-    def query(
-        self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None, exact: bool = False
-    ) -> list[Hit]:
-        """Nearest points by cosine, best first; ``exact`` skips the HNSW index (for measuring it)."""
+    def scroll_ids(self, collection: str) -> list[int]:
+        """Every point id, ascending."""
 
     def release_except(self, names) -> None:  # noqa: B027 - only backends that cache handles
         """Let go of handles on collections other than ``names``."""
@@ -108,6 +132,49 @@ class Store(ABC):
 
     def __exit__(self, *exc):
         self.close()
+
+
+class Writer(ABC):
+    """Writing collections (ingest)."""
+
+    #: whether :meth:`copy_collection` works (a cheap file copy of a published collection)
+    can_copy: bool = False
+
+    @abstractmethod
+    def create_collection(self, name: str, dim: int, sparse_vectors: Sequence[str] = ()) -> None: ...
+
+    @abstractmethod
+    def upsert(
+        self, name: str, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict],
+        sparse: Mapping[str, Sequence[Sparse]] | None = None,
+    ) -> None:
+        """Write points: dense vectors, payloads and, per named sparse vector, one per point."""
+
+    @abstractmethod
+    def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
+        """Replace the payloads of existing points, leaving their vectors (and the index) alone."""
+
+    @abstractmethod
+    def finish_collection(self, name: str, reindex: bool = True) -> None:
+        """Make the written points durable (and, with ``reindex``, fully indexed), ready to serve."""
+
+    def copy_collection(self, source: str, target: str) -> None:
+        """Copy a whole collection (only where :attr:`can_copy`)."""
+        raise NotImplementedError(f"{type(self).__name__} cannot copy collections")
+
+    @abstractmethod
+    def delete_collection(self, name: str) -> None: ...
+
+    @abstractmethod
+    def collections(self) -> list[str]: ...
+
+    @abstractmethod
+    def switch_aliases(self, mapping: dict[str, str]) -> None:
+        """Point every alias in ``mapping`` at its collection, all at once."""
+
+
+class Store(Reader, Writer):
+    """A backend: both interfaces over one Qdrant."""
 
 
 def open_store(settings: Settings | None = None) -> Store:

@@ -23,14 +23,10 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
-from search.store import HNSW_EF, Hit, PayloadFilter, Store
+from search.contract import INDEX, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
+from search.store import Hit, PayloadFilter, Point, Search, Sparse, Store
 
 UPSERT_BATCH = 2000
-# HNSW for every collection: exact search over 75k x 512 floats would cost tens of ms.
-HNSW = dict(m=16, ef_construct=64, full_scan_threshold=1000)
-INDEXING_THRESHOLD_KB = 1000
-VACUUM_DELETED_SHARE = 0.001
 
 
 def _edge_filter(flt: PayloadFilter | None):
@@ -45,6 +41,21 @@ def _edge_filter(flt: PayloadFilter | None):
     if not must and not must_not:
         return None
     return qe.Filter(must=must or None, must_not=must_not)
+
+
+def _edge_vector(vector):
+    if isinstance(vector, Sparse):
+        return qe.SparseVector(vector.indices.tolist(), vector.values.tolist())
+    return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def _point(record, with_vectors: bool) -> Point:
+    if not with_vectors:
+        return Point(int(record.id), record.payload)
+    vectors = record.vector if isinstance(record.vector, dict) else {"": record.vector}
+    dense = vectors.get("")
+    sparse = {name: Sparse.of(v.indices, v.values) for name, v in vectors.items() if name}
+    return Point(int(record.id), record.payload, None if dense is None else np.asarray(dense, dtype=np.float32), sparse)
 
 
 class EdgeStore(Store):
@@ -110,38 +121,42 @@ class EdgeStore(Store):
         return shard
 
     # -- writing --
-    def create_collection(self, name: str, dim: int) -> None:
+    def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
         path = self._collections_dir / name
         if path.exists():
             raise SongSearchError(f"collection {name} already exists")
         config = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            sparse_vectors={v: qe.EdgeSparseVectorParams() for v in sparse_vectors} or None,
             wal_enabled=False,
-            hnsw_config=qe.HnswIndexConfig(**HNSW),
+            hnsw_config=qe.HnswIndexConfig(
+                m=INDEX.hnsw_m, ef_construct=INDEX.hnsw_ef_construct, full_scan_threshold=INDEX.full_scan_threshold
+            ),
             optimizers=qe.EdgeOptimizersConfig(
-                indexing_threshold=INDEXING_THRESHOLD_KB,
+                indexing_threshold=INDEX.indexing_threshold_kb,
                 default_segment_number=1,
-                # a collection derived from the live one by moving a few vectors must be
-                # vacuumed on optimize(): deleted HNSW nodes cut the graph (see publish.py)
-                deleted_threshold=VACUUM_DELETED_SHARE,
-                vacuum_min_vector_number=100,
+                deleted_threshold=INDEX.deleted_threshold,
+                vacuum_min_vector_number=INDEX.vacuum_min_vector_number,
             ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
         self._shards[name] = qe.EdgeShard.create(str(path), config)
 
-    def upsert(self, name: str, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+    def upsert(self, name: str, ids, vectors: np.ndarray, payloads, sparse=None) -> None:
         shard = self._shard(name)
         vectors = np.asarray(vectors, dtype=np.float32)
+        sparse = sparse or {}
         for start in range(0, len(ids), UPSERT_BATCH):
             stop = start + UPSERT_BATCH
-            points = [
-                qe.Point(int(i), v, p)
-                for i, v, p in zip(ids[start:stop], vectors[start:stop].tolist(), payloads[start:stop])
-            ]
+            points = []
+            for row, (i, v, p) in enumerate(zip(ids[start:stop], vectors[start:stop].tolist(), payloads[start:stop]), start):
+                named = {n: _edge_vector(vs[row]) for n, vs in sparse.items() if len(vs[row])}
+                points.append(qe.Point(int(i), {"": v, **named} if named else v, p))
             shard.update(qe.UpdateOperation.upsert_points(points))
 
-    def copy_collection(self, source: str, target: str) -> bool:
+    can_copy = True
+
+    def copy_collection(self, source: str, target: str) -> None:
         """A file copy of a published shard (never written again, so the copy is consistent)."""
         destination = self._collections_dir / target
         if destination.exists():
@@ -150,7 +165,6 @@ class EdgeStore(Store):
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(self._collections_dir / self._resolve(source), partial)
         os.replace(partial, destination)
-        return True
 
     def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
         shard = self._shard(name)
@@ -192,27 +206,31 @@ class EdgeStore(Store):
     def count(self, collection: str, flt: PayloadFilter | None = None) -> int:
         return self._shard(collection).count(qe.CountRequest(filter=_edge_filter(flt), exact=True))
 
-    def _records(self, collection: str, ids: Sequence[int], with_vector: bool):
-        return self._shard(collection).retrieve([int(i) for i in ids], with_payload=not with_vector, with_vector=with_vector)
+    def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
+        records = self._shard(collection).retrieve([int(i) for i in ids], with_payload=True, with_vector=with_vectors)
+        return {int(r.id): _point(r, with_vectors) for r in records}
 
-    def vectors(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in self._records(collection, ids, True)}
+    def scroll_ids(self, collection: str) -> list[int]:
+        shard, ids, offset = self._shard(collection), [], None
+        while True:
+            points, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=10_000, with_payload=False, with_vector=False))
+            ids.extend(int(p.id) for p in points)
+            if offset is None:
+                return sorted(ids)
 
-    def payloads(self, collection: str, ids: Sequence[int]) -> dict[int, dict]:
-        return {int(r.id): r.payload for r in self._records(collection, ids, False)}
-
-    def _request(self, vector: np.ndarray, limit: int, flt: PayloadFilter | None, exact: bool = False):
-        return qe.QueryRequest(
-            limit=limit,
-            query=qe.Query.Nearest(np.asarray(vector, dtype=np.float32).tolist()),
-            filter=_edge_filter(flt),
-            with_payload=True,
-            params=qe.SearchParams(hnsw_ef=HNSW_EF, exact=exact),
-        )
-
-    def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None, exact: bool = False) -> list[Hit]:
-        points = self._shard(collection).query(self._request(vector, limit, flt, exact))
-        return [Hit(int(p.id), float(p.score), p.payload) for p in points]
+    def search(self, collection: str, request: Search) -> list[Hit]:
+        flt = _edge_filter(request.filter)
+        params = qe.SearchParams(hnsw_ef=INDEX.hnsw_ef, exact=request.exact)
+        lists = [qe.Query.Nearest(_edge_vector(n.vector), using=n.using) for n in request.lists]
+        if request.fusion is None:
+            (query,) = lists
+            query_request = qe.QueryRequest(limit=request.limit, query=query, filter=flt, with_payload=True, params=params)
+        else:
+            fusion = request.fusion
+            prefetches = [qe.Prefetch(limit=request.depth, query=q, filter=flt, params=params) for q in lists]
+            fused = qe.Fusion.Rrf(k=fusion.k, weights=list(fusion.weights) if fusion.weights else None) if fusion.method == "rrf" else qe.Fusion.Dbsf()
+            query_request = qe.QueryRequest(limit=request.limit, prefetches=prefetches, query=fused, filter=flt, with_payload=True)
+        return [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(query_request)]
 
     def close(self) -> None:
         for shard in self._shards.values():

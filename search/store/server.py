@@ -14,8 +14,8 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from search.contract import INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
-from search.store import HNSW_EF, Hit, PayloadFilter, Store
+from search.contract import INDEX, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
+from search.store import Hit, PayloadFilter, Point, Search, Sparse, Store
 
 UPSERT_BATCH = 1000
 
@@ -32,6 +32,21 @@ def _client_filter(flt: PayloadFilter | None) -> qm.Filter | None:
     if not must and not must_not:
         return None
     return qm.Filter(must=must or None, must_not=must_not)
+
+
+def _client_vector(vector):
+    if isinstance(vector, Sparse):
+        return qm.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
+    return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def _point(record, with_vectors: bool) -> Point:
+    if not with_vectors:
+        return Point(int(record.id), record.payload)
+    vectors = record.vector if isinstance(record.vector, dict) else {"": record.vector}
+    dense = vectors.get("")
+    sparse = {name: Sparse.of(v.indices, v.values) for name, v in vectors.items() if name}
+    return Point(int(record.id), record.payload, None if dense is None else np.asarray(dense, dtype=np.float32), sparse)
 
 
 def _one_line_errors(method):
@@ -69,25 +84,34 @@ class ServerStore(Store):
 
     # -- writing --
     @_one_line_errors
-    def create_collection(self, name: str, dim: int) -> None:
+    def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
         if self.client.collection_exists(name):
             raise SongSearchError(f"collection {name} already exists")
-        self.client.create_collection(name, vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE))
+        self.client.create_collection(
+            name,
+            vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
+            sparse_vectors_config={v: qm.SparseVectorParams() for v in sparse_vectors} or None,
+            hnsw_config=qm.HnswConfigDiff(
+                m=INDEX.hnsw_m, ef_construct=INDEX.hnsw_ef_construct, full_scan_threshold=INDEX.full_scan_threshold
+            ),
+            optimizers_config=qm.OptimizersConfigDiff(
+                indexing_threshold=INDEX.indexing_threshold_kb,
+                deleted_threshold=INDEX.deleted_threshold,
+                vacuum_min_vector_number=INDEX.vacuum_min_vector_number,
+            ),
+        )
 
     @_one_line_errors
-    def upsert(self, name: str, ids: Sequence[int], vectors: np.ndarray, payloads: Sequence[dict]) -> None:
+    def upsert(self, name: str, ids, vectors: np.ndarray, payloads, sparse=None) -> None:
         vectors = np.asarray(vectors, dtype=np.float32)
+        sparse = sparse or {}
         for start in range(0, len(ids), UPSERT_BATCH):
             stop = start + UPSERT_BATCH
-            self.client.upsert(
-                name,
-                points=qm.Batch(
-                    ids=[int(i) for i in ids[start:stop]],
-                    vectors=vectors[start:stop].tolist(),
-                    payloads=list(payloads[start:stop]),
-                ),
-                wait=True,
-            )
+            points = []
+            for row, (i, v, p) in enumerate(zip(ids[start:stop], vectors[start:stop].tolist(), payloads[start:stop]), start):
+                named = {n: _client_vector(vs[row]) for n, vs in sparse.items() if len(vs[row])}
+                points.append(qm.PointStruct(id=int(i), vector={"": v, **named} if named else v, payload=p))
+            self.client.upsert(name, points=points, wait=True)
 
     @_one_line_errors
     def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
@@ -140,27 +164,43 @@ class ServerStore(Store):
         return self.client.count(collection, count_filter=_client_filter(flt), exact=True).count
 
     @_one_line_errors
-    def vectors(self, collection: str, ids: Sequence[int]) -> dict[int, np.ndarray]:
-        records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=False, with_vectors=True)
-        return {int(r.id): np.asarray(r.vector, dtype=np.float32) for r in records}
+    def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
+        records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=True, with_vectors=with_vectors)
+        return {int(r.id): _point(r, with_vectors) for r in records}
 
     @_one_line_errors
-    def payloads(self, collection: str, ids: Sequence[int]) -> dict[int, dict]:
-        records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=True, with_vectors=False)
-        return {int(r.id): r.payload for r in records}
+    def scroll_ids(self, collection: str) -> list[int]:
+        ids, offset = [], None
+        while True:
+            records, offset = self.client.scroll(collection, limit=10_000, offset=offset, with_payload=False, with_vectors=False)
+            ids.extend(int(r.id) for r in records)
+            if offset is None:
+                return sorted(ids)
 
     @_one_line_errors
-    def query(self, collection: str, vector: np.ndarray, limit: int, flt: PayloadFilter | None = None, exact: bool = False) -> list[Hit]:
+    def search(self, collection: str, request: Search) -> list[Hit]:
+        flt = _client_filter(request.filter)
+        params = qm.SearchParams(hnsw_ef=INDEX.hnsw_ef, exact=request.exact)
+        if request.fusion is None:
+            (nearest,) = request.lists
+            query, using, prefetch = _client_vector(nearest.vector), nearest.using, None
+        else:
+            fusion, using = request.fusion, None
+            prefetch = [
+                qm.Prefetch(query=_client_vector(n.vector), using=n.using, limit=request.depth, filter=flt, params=params)
+                for n in request.lists
+            ]
+            query = (
+                qm.RrfQuery(rrf=qm.Rrf(k=fusion.k, weights=list(fusion.weights) if fusion.weights else None))
+                if fusion.method == "rrf"
+                else qm.FusionQuery(fusion=qm.Fusion.DBSF)
+            )
         with warnings.catch_warnings():
             # local mode (tests) always searches exactly and says so; a server uses the params
             warnings.simplefilter("ignore", UserWarning)
             points = self.client.query_points(
-                collection,
-                query=np.asarray(vector, dtype=np.float32).tolist(),
-                query_filter=_client_filter(flt),
-                limit=limit,
-                with_payload=True,
-                search_params=qm.SearchParams(hnsw_ef=HNSW_EF, exact=exact),
+                collection, query=query, using=using, prefetch=prefetch, query_filter=flt,
+                limit=request.limit, with_payload=True, search_params=params,
             ).points
         return [Hit(int(p.id), float(p.score), p.payload) for p in points]
 

@@ -1,0 +1,89 @@
+"""What ingest writes into the two collections, computed from a catalogue, its training
+playlists and a trained model: payloads, Word2Vec vectors, co-play vectors, metadata vectors.
+
+Ingest publishes these; the evaluation builds the same collections from its
+training split, so that it measures what ``search`` serves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ingest.dataset import Catalogue
+from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, song_payload
+from search.store import Sparse
+
+
+@dataclass
+class CollectionData:
+    ids: np.ndarray
+    vectors: np.ndarray
+    payloads: list[dict]
+    #: named sparse vectors, one per point
+    sparse: dict[str, list[Sparse]] = field(default_factory=dict)
+
+    @property
+    def dim(self) -> int:
+        return int(self.vectors.shape[1])
+
+    def digests(self) -> dict[int, str]:
+        """A digest of each point's vectors and of its payload ("vectors:payload"): what changed between versions."""
+
+        def digest(blob: bytes) -> str:
+            return hashlib.blake2b(blob, digest_size=8).hexdigest()
+
+        vectors = np.asarray(self.vectors, dtype=np.float32)
+        out = {}
+        for row, song_id in enumerate(self.ids.tolist()):
+            blob = vectors[row].tobytes() + b"".join(
+                s[row].indices.tobytes() + s[row].values.tobytes() for _, s in sorted(self.sparse.items())
+            )
+            out[int(song_id)] = f"{digest(blob)}:{digest(json.dumps(self.payloads[row], sort_keys=True).encode())}"
+        return out
+
+
+def coplay_vectors(playlists: list[list[int]], song_ids: np.ndarray) -> list[Sparse]:
+    """Each song's training playlists (dimension = playlist number), valued 1 / sqrt(their count):
+    the dot product of two songs is then the cosine of their playlist co-membership."""
+    members: dict[int, list[int]] = {int(s): [] for s in song_ids.tolist()}
+    for number, playlist in enumerate(playlists):
+        for song in set(playlist):
+            if song in members:
+                members[song].append(number)
+    out = []
+    for song in song_ids.tolist():
+        dims = members[int(song)]
+        out.append(Sparse.of(dims, np.full(len(dims), 1.0 / np.sqrt(len(dims)) if dims else 0.0)))
+    return out
+
+
+def word_vectors(model) -> tuple[np.ndarray, np.ndarray]:
+    """(song ids ascending, Word2Vec input vectors) of every song in the model's vocabulary."""
+    ids = np.array([int(word) for word in model.wv.index_to_key], dtype=np.int64)
+    order = np.argsort(ids)
+    return ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]
+
+
+def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
+    """Both collections' points: songs_w2v holds the songs the model knows (with their co-play
+    vectors), songs_meta every song of the catalogue (only with an ``encoder``)."""
+    word_ids, vectors = word_vectors(model)
+    song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
+    songs = [catalogue.songs[int(i)] for i in song_ids]
+    payload_of = {
+        int(i): song_payload(int(i), s.title, s.artist, s.tags, catalogue.plays.get(int(i), 0))
+        for i, s in zip(song_ids, songs)
+    }
+    collections = {
+        W2V_ALIAS: CollectionData(
+            word_ids, vectors, [payload_of[int(i)] for i in word_ids], {COPLAY_VECTOR: coplay_vectors(playlists, word_ids)}
+        )
+    }
+    if encoder is not None:
+        meta_vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], progress)
+        collections[META_ALIAS] = CollectionData(song_ids, meta_vectors, [payload_of[int(i)] for i in song_ids])
+    return collections

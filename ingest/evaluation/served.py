@@ -1,0 +1,67 @@
+"""The served answers of a split's model: its collections built in a real embedded store
+exactly as ingest builds them, then asked through ``SongSearch``.
+
+The collections hold the songs known to training (the pool every method answers
+from); the catalogue indexes of :class:`~ingest.evaluation.split.EvalData` are
+mapped to song ids and back.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from ingest import publish as pub
+from ingest.collections import build_collections
+from ingest.dataset import Catalogue, Dataset
+from ingest.evaluation.split import EvalData
+from search.api import Answer, SongSearch
+from search.contract import Settings, physical_name
+from search.store.edge import EdgeStore
+
+VERSION = "eval"
+
+
+class ServedModel:
+    """A model trained on ``data``'s training split, published into a throwaway Qdrant Edge store.
+
+    ``encoder`` None: songs_w2v only (the gate); else songs_meta too, for
+    hybrid and metadata cold start.  Use as a context manager.
+    """
+
+    def __init__(self, dataset: Dataset, data: EvalData, model, encoder=None, root: Path | None = None):
+        self.data = data
+        self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix="songsearch-eval-"))
+        pool = data.ids[data.pool]
+        catalogue = Catalogue({int(i): dataset.songs[int(i)] for i in pool.tolist()}, Counter(dict(zip(pool.tolist(), data.train_plays[data.pool].tolist()))))
+        collections = build_collections(catalogue, data.train_sentences(), model, encoder)
+        self.store = EdgeStore(self._root / "qdrant")
+        for alias, collection in collections.items():
+            pub.write_collection(self.store, physical_name(alias, VERSION), collection, collection.digests())
+        self.store.switch_aliases({alias: physical_name(alias, VERSION) for alias in collections})
+        self.search = SongSearch(store=self.store, settings=Settings(home=self._root), encoder=encoder)
+
+    def answers(self, songs: np.ndarray, k: int, ask: Callable[[SongSearch, int], Answer]) -> np.ndarray:
+        """(queries x k) catalogue indexes answered by ``ask(search, song id)`` for each query song
+        (a catalogue index); -1 pads short answers.  Each distinct song is asked once."""
+        unique, inverse = np.unique(songs, return_inverse=True)
+        out = np.full((len(unique), k), -1, dtype=np.int64)
+        for row, song in enumerate(unique.tolist()):
+            ids = ask(self.search, int(self.data.ids[song])).ids[:k]
+            out[row, : len(ids)] = np.searchsorted(self.data.ids, ids)
+        return out[inverse]
+
+    def close(self) -> None:
+        self.search.close()
+        shutil.rmtree(self._root, ignore_errors=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()

