@@ -120,17 +120,20 @@ def bench_in_process(queries: int) -> list[list[str]]:
     rows = []
     with SongSearch() as songs:
         store = songs.store
-        ids = sorted(store.payloads("songs_w2v", list(range(0, 75262, 7))))
+        ids = store.scroll_ids("songs_w2v")
         rng = random.Random(1)
         sample = rng.sample(ids, min(queries, len(ids)))
-        artists = {i: p["artist"] for i, p in store.payloads("songs_w2v", sample).items()}
+        artists = {i: p.payload["artist"] for i, p in store.retrieve("songs_w2v", sample).items()}
         contexts = [rng.sample(ids, 3) for _ in sample]
-        titles = [(p["title"], p["artist"]) for p in store.payloads("songs_meta", [rng.randrange(75262) for _ in sample]).values()]
+        meta_ids = store.scroll_ids("songs_meta")
+        titles = [(p.payload["title"], p.payload["artist"]) for p in store.retrieve("songs_meta", rng.sample(meta_ids, len(sample))).values()]
         cases = [
-            ("similar --id", lambda i, k: songs.similar(i)),
+            ("similar --id (fused)", lambda i, k: songs.similar(i)),
+            ("similar --id --evidence w2v", lambda i, k: songs.similar(i, evidence="w2v")),
+            ("similar --id --evidence coplay", lambda i, k: songs.similar(i, evidence="coplay")),
             ("similar --id --artist", lambda i, k: songs.similar(i, artist=artists[i])),
-            ("similar --id --hybrid", lambda i, k: songs.similar(i, hybrid=True)),
-            ("similar --id --hybrid --artist", lambda i, k: songs.similar(i, hybrid=True, artist=artists[i])),
+            ("similar --id --hybrid", lambda i, k: songs.similar_hybrid(i)),
+            ("similar --id --hybrid --artist", lambda i, k: songs.similar_hybrid(i, artist=artists[i])),
             ("cold-start --context (3 ids)", lambda i, k: songs.cold_start(context=contexts[k])),
             ("cold-start --title --artist (warm)", lambda i, k: songs.cold_start(title=titles[k % len(titles)][0], artist=titles[k % len(titles)][1])),
         ]
@@ -147,30 +150,42 @@ def bench_in_process(queries: int) -> list[list[str]]:
 
 
 def bench_recall(queries: int) -> list[list[str]]:
-    """recall@10 of the served (HNSW) answers against exact search, per collection and query mix."""
+    """recall@10 of the served (HNSW) answers against exact search: each collection's dense
+    vectors, and the default fused `similar` query (its request with exact search)."""
+    from dataclasses import replace
+
+    from search import query as core
     from search.api import SongSearch
     from search.contract import META_ALIAS, W2V_ALIAS
+    from search.store import Nearest, PayloadFilter, Search
+
+    def overlap(store, alias, request):
+        served = {h.song_id for h in store.search(alias, request)}
+        exact = {h.song_id for h in store.search(alias, replace(request, exact=True))}
+        return len(served & exact) / max(1, len(exact))
 
     rows = []
     with SongSearch() as songs:
         store = songs.store
         for alias in (W2V_ALIAS, META_ALIAS):
-            payloads = store.payloads(alias, list(range(0, 76000)))
-            ids = sorted(payloads)
-            plays = np.array([max(payloads[i]["plays"], 0) for i in ids], dtype=float)
+            ids = store.scroll_ids(alias)
+            points = store.retrieve(alias, ids)
+            plays = np.array([max(points[i].payload["plays"], 0) for i in ids], dtype=float)
             rng = np.random.default_rng(3)
             mixes = {
                 "uniform over songs": rng.choice(ids, queries, replace=False),
                 "weighted by plays": rng.choice(ids, queries, replace=False, p=plays / plays.sum()),
             }
             for mix, sample in mixes.items():
-                vectors = store.vectors(alias, [int(i) for i in sample])
-                overlap = []
-                for song_id, vector in vectors.items():
-                    served = {h.song_id for h in store.query(alias, vector, 10)}
-                    exact = {h.song_id for h in store.query(alias, vector, 10, exact=True)}
-                    overlap.append(len(served & exact) / 10)
-                rows.append([alias, mix, f"{np.mean(overlap):.3f}"])
+                found = store.retrieve(alias, [int(i) for i in sample], with_vectors=True)
+                dense = [overlap(store, alias, Search((Nearest(p.vector),), 10, PayloadFilter().without_ids([i]))) for i, p in found.items()]
+                rows.append([alias, "dense vector", mix, f"{np.mean(dense):.3f}"])
+                if alias == W2V_ALIAS:
+                    fused = [
+                        overlap(store, alias, core.w2v_request(core.probe_of(p), 10, PayloadFilter().without_ids([i])))
+                        for i, p in found.items()
+                    ]
+                    rows.append([alias, "`similar` (fused)", mix, f"{np.mean(fused):.3f}"])
     return rows
 
 
@@ -210,7 +225,7 @@ def main() -> None:
         print(table(["operation", "p50", "p95"], bench_alias_switch(env)) + "\n")
     os.environ.update(env)
     print(table([f"in-process, {args.queries} queries", "p50", "p95"], bench_in_process(args.queries)) + "\n")
-    print(table(["collection", f"queries ({args.queries})", "recall@10, HNSW vs exact"], bench_recall(args.queries)) + "\n")
+    print(table(["collection", "query", f"songs ({args.queries})", "recall@10, served vs exact"], bench_recall(args.queries)) + "\n")
     print(table([f"fresh process, {args.repeats} runs", "p50 wall", "max wall"], bench_fresh_process(env, args.repeats)))
     if summaries:
         print("\n## What `ingest` printed\n\n" + "\n\n".join(summaries))

@@ -114,55 +114,45 @@ def main():
 @click.option("--queries", default=5000, show_default=True, type=click.IntRange(min=1), help="Query positions sampled from held-out playlists.")
 @click.option("--cold", default=500, show_default=True, type=click.IntRange(min=0), help="Songs hidden from training for the cold-start table (0 = none).")
 @click.option("--preset", "presets", multiple=True, type=click.Choice(sorted(PRESETS)), help=f"Word2Vec presets to compare (repeatable). [default: {DEFAULT_PRESET} and seed]")
-@click.option("--no-meta", is_flag=True, help="Skip the metadata, hybrid and metadata cold-start rows (no title encoding).")
-@click.option("--options/--no-options", "with_options", default=True, show_default=True, help="Also score the default with a min-plays filter, output vectors and a blend.")
+@click.option("--no-meta", is_flag=True, help="Skip the hybrid and metadata cold-start rows (no title encoding).")
 @click.option("--report", "report_path", type=click.Path(dir_okay=False), help="Write a markdown report (and PNG plots in img/ next to it), e.g. docs/quality.md.")
-@click.option("--tuning", "tuning_path", type=click.Path(dir_okay=False), default="docs/tuning.json", show_default=True, help="Search results to include in the report, if the file exists.")
+@click.option("--tuning", "tuning_path", type=click.Path(dir_okay=False), help="With --report: a Word2Vec search's JSON to include (e.g. docs/tuning.json), if the file exists.")
 @click.option("--gate/--no-gate", "with_gate", default=True, show_default=True, help="With --report, also time the publish quality gate.")
 @click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
-def evaluate_command(data_dir, holdout, seed, k, queries, cold, presets, no_meta, with_options, report_path, tuning_path, with_gate, as_json):
+def evaluate_command(data_dir, holdout, seed, k, queries, cold, presets, no_meta, report_path, tuning_path, with_gate, as_json):
     """Measure recommendation quality on held-out playlists (docs/quality.md explains the metrics)."""
-    import json as _json
-    import sys as _sys
-    from pathlib import Path as _Path
+    from ingest.evaluation import report
 
-    from ingest import evaluate as ev
-    from ingest.dataset import load_dataset
-    from search.contract import Settings as _Settings
-
-    ks = tuple(sorted(set(ev.KS) | {k}))
-    dataset = load_dataset(data_dir, _Settings.from_env().home / "datasets")
-    names = list(dict.fromkeys(presets or (DEFAULT_PRESET, "seed")))
-    labels = {name: f"w2v {'default' if name == DEFAULT_PRESET and not presets else name}" for name in names}
-    settings = {labels[n]: PRESETS[n] for n in names}
-    first = labels[names[0]]
     say = None if as_json else (lambda message: click.echo(message, err=True))
-    evaluation = ev.evaluate(
-        dataset, settings, holdout=holdout, seed=seed, queries=queries, cold=cold, ks=ks, with_meta=not no_meta,
-        min_plays=(3, 10) if with_options else (), variants_for=(first,) if with_options else (), progress=say,
-        keep_vectors=bool(report_path),
+    evaluation = report.run(
+        data_dir, holdout=holdout, seed=seed, k=k, queries=queries, cold=cold, presets=presets, meta=not no_meta,
+        report=report_path, tuning=tuning_path, gate=with_gate, progress=say,
     )
-    if report_path:
-        gate = None
-        if with_gate:
-            if say:
-                say("timing the quality gate ...")
-            gate = ev.quality_gate(dataset, PRESETS[DEFAULT_PRESET])
-        tuning = _json.loads(_Path(tuning_path).read_text()) if tuning_path and _Path(tuning_path).is_file() else None
-        seed_label = labels.get("seed", first)
-        ev.write_report(evaluation, _Path(report_path), tuning, gate, default_label=first, seed_label=seed_label)
-        if say:
-            say(f"wrote {report_path}")
-    if as_json:
-        payload = evaluation.to_dict()
-        payload["k"] = k
-        click.echo(_json.dumps(payload, indent=1))
-        return
-    headers, rows = ev.format_rows(evaluation.table("warm", k), k)
-    click.echo(format_table(headers, rows))
-    if evaluation.cold:
-        click.echo(f"\ncold start ({evaluation.data['cold_queries']} songs hidden from training):")
-        headers, rows = ev.format_rows(evaluation.table("cold", k), k)
-        click.echo(format_table(headers, rows))
-    times = ", ".join(f"{label} {s:.0f} s" for label, s in evaluation.train_seconds.items())
-    click.echo(f"\n{evaluation.data['queries']} queries, {evaluation.data['heldout_playlists']} held-out playlists; training {times}; total {evaluation.seconds:.0f} s", file=_sys.stdout)
+    click.echo(json.dumps(report.json_payload(evaluation, k), indent=1, allow_nan=False) if as_json else report.summary(evaluation, k))
+
+
+@cli.command("tune")
+@click.option("--data", "data_dir", metavar="DIR_OR_URL", help="Dataset directory or URL base. [default: $SONGSEARCH_DATA, else the public Yes.com URL]")
+@click.option("--seed", default=11, show_default=True, type=int, help="Tuning split seed (never the report's 7).")
+@click.option("--queries", default=3000, show_default=True, type=click.IntRange(min=1), help="Query positions sampled from held-out playlists.")
+@click.option("--out", type=click.Path(dir_okay=False), help="JSON with every trial and the best. [default: fusion_tuning.json, with --word2vec tuning.json]")
+@click.option("--word2vec", is_flag=True, help="Tune the Word2Vec settings instead (time-boxed coordinate search from the seed notebook's).")
+@click.option("--budget-min", default=25.0, show_default=True, type=click.FloatRange(min=0), help="With --word2vec: start no trial after this many minutes.")
+@click.option("--max-train-s", default=75.0, show_default=True, type=click.FloatRange(min=0), help="With --word2vec: keep only settings that train within this.")
+@click.option("--trial-cap-s", default=120.0, show_default=True, type=click.FloatRange(min=0), help="With --word2vec: stop a trial predicted to train longer.")
+@click.option("--extend", is_flag=True, help="With --word2vec: continue the finished search in --out with a second grid from its best.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+@click.pass_context
+def tune_command(ctx, data_dir, seed, queries, out, word2vec, budget_min, max_train_s, trial_cap_s, extend, quiet):
+    """Tune the default answer's Word2Vec/co-play fusion (or, with --word2vec, the Word2Vec settings) on a tuning split."""
+    from ingest.evaluation import tune
+
+    only_w2v = [n for n in ("budget_min", "max_train_s", "trial_cap_s", "extend") if ctx.get_parameter_source(n) != click.core.ParameterSource.DEFAULT]
+    if only_w2v and not word2vec:
+        raise click.UsageError(f"--{only_w2v[0].replace('_', '-')} goes with --word2vec")
+    if seed == tune.REPORT_SEED:
+        raise click.UsageError(f"--seed {seed} is the report's split: tune on another (default {tune.TUNING_SEED})")
+    say = (lambda message: None) if quiet else (lambda message: click.echo(message, err=True))
+    out = out or ("tuning.json" if word2vec else "fusion_tuning.json")
+    click.echo(tune.run(data_dir, out, word2vec, seed, queries, budget_min, max_train_s, trial_cap_s, extend, say))
+    click.echo(f"wrote {out}")

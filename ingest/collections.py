@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
+from typing import Mapping
 
 import numpy as np
 
@@ -46,32 +47,50 @@ class CollectionData:
         return out
 
 
+#: A co-play value is len(playlist) ** -LENGTH_EXPONENT * playlists(song) ** -POPULARITY_EXPONENT.
+COPLAY_LENGTH_EXPONENT = 0.0
+COPLAY_POPULARITY_EXPONENT = 0.5
+
+
 def coplay_vectors(playlists: list[list[int]], song_ids: np.ndarray) -> list[Sparse]:
-    """Each song's training playlists (dimension = playlist number), valued 1 / sqrt(their count):
-    the dot product of two songs is then the cosine of their playlist co-membership."""
+    """Each song's training playlists (dimension = playlist number), valued
+    ``len(playlist) ** -a * playlists(song) ** -b``: the dot product of two songs
+    sums their shared playlists, long playlists counting less (a), popular songs less (b)."""
     members: dict[int, list[int]] = {int(s): [] for s in song_ids.tolist()}
+    lengths = np.array([len(set(p)) for p in playlists], dtype=np.float64)
     for number, playlist in enumerate(playlists):
         for song in set(playlist):
             if song in members:
                 members[song].append(number)
     out = []
     for song in song_ids.tolist():
-        dims = members[int(song)]
-        out.append(Sparse.of(dims, np.full(len(dims), 1.0 / np.sqrt(len(dims)) if dims else 0.0)))
+        dims = np.array(members[int(song)], dtype=np.int64)
+        values = lengths[dims] ** -COPLAY_LENGTH_EXPONENT * max(len(dims), 1) ** -COPLAY_POPULARITY_EXPONENT
+        out.append(Sparse.of(dims, values))
     return out
 
 
-def word_vectors(model) -> tuple[np.ndarray, np.ndarray]:
-    """(song ids ascending, Word2Vec input vectors) of every song in the model's vocabulary."""
+def word_vectors(model, plays: Mapping[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(song ids ascending, stored Word2Vec vectors) of every song in the model's vocabulary.
+
+    Trained vectors share one direction (top neighbours at cosine 0.9999): the
+    stored vector is the unit input vector minus the play-weighted mean of them
+    all, so that cosines spread and say something.
+    """
     ids = np.array([int(word) for word in model.wv.index_to_key], dtype=np.int64)
     order = np.argsort(ids)
-    return ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]
+    ids, raw = ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]
+    unit = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+    weights = np.array([max(plays.get(int(i), 0), 0) for i in ids.tolist()], dtype=np.float64)
+    if weights.sum() > 0:
+        unit = unit - (weights @ unit / weights.sum()).astype(np.float32)
+    return ids, unit.astype(np.float32)
 
 
 def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
     """Both collections' points: songs_w2v holds the songs the model knows (with their co-play
     vectors), songs_meta every song of the catalogue (only with an ``encoder``)."""
-    word_ids, vectors = word_vectors(model)
+    word_ids, vectors = word_vectors(model, catalogue.plays)
     song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
     songs = [catalogue.songs[int(i)] for i in song_ids]
     payload_of = {

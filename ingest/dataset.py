@@ -30,7 +30,6 @@ DEFAULT_URL = "https://storage.googleapis.com/maps-premium/dataset/yes_complete/
 REQUIRED_FILES = ("train.txt", "song_hash.txt")
 OPTIONAL_FILES = ("tags.txt", "tag_hash.txt")
 MIN_PLAYLIST_LEN = 2
-MAX_REPORTED_PROBLEMS = 20
 
 
 @dataclass

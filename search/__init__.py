@@ -3,7 +3,8 @@
 Importing this package is cheap; see :mod:`search.api` for the API.
 """
 
-from search.api import Result, SongSearch, similar
-from search.contract import SongSearchError
+from search.api import Answer, SongSearch, similar
+from search.contract import ArgumentError, SongSearchError
+from search.query import EvidenceFusion, Result
 
-__all__ = ["Result", "SongSearch", "SongSearchError", "similar"]
+__all__ = ["Answer", "ArgumentError", "EvidenceFusion", "Result", "SongSearch", "SongSearchError", "similar"]

@@ -33,15 +33,18 @@ INTEGER_INDEXED_FIELDS = ("plays",)
 
 @dataclass(frozen=True)
 class IndexSettings:
-    """How both backends index every collection (not a promise to readers, but one place)."""
+    """How both backends index a collection (not a promise to readers, but one place)."""
 
+    #: HNSW links per node; 0 builds no graph, so every search is exact
     hnsw_m: int = 16
     hnsw_ef_construct: int = 64
-    #: below this many points (per segment), search is exact: a filter on a small artist is
-    full_scan_threshold: int = 1000
     #: HNSW beam width at query time
     hnsw_ef: int = 128
-    #: vectors (KB) a segment holds before the optimizer builds its HNSW index
+    #: below this many KB of vectors, a filtered search scans exactly (an artist has few songs)
+    full_scan_threshold: int = 1000
+    #: store the dense vectors as float16 (half the memory an exact scan reads)
+    float16: bool = False
+    #: vectors (KB) a segment holds before the optimizer builds its index
     indexing_threshold_kb: int = 1000
     #: vacuum a segment when this share of its points is deleted: a collection derived from the
     #: live one by moving a few vectors must be rebuilt on optimize (deleted HNSW nodes cut the graph)
@@ -49,7 +52,18 @@ class IndexSettings:
     vacuum_min_vector_number: int = 100
 
 
-INDEX = IndexSettings()
+#: songs_w2v is searched exactly: most songs have few plays and barely trained vectors, on
+#: which an HNSW graph finds few of the true neighbours (benchmarks/bench.py measures recall);
+#: an exact scan of float16 vectors costs about as much as a wide HNSW search.  songs_meta's
+#: MiniLM vectors suit HNSW.
+INDEXES = {W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True), META_ALIAS: IndexSettings(hnsw_ef=256)}
+
+
+def index_settings(collection: str) -> IndexSettings:
+    """The index settings of an alias or of a physical collection behind one."""
+    parsed = split_physical_name(collection)
+    return INDEXES.get(parsed[0] if parsed else collection, IndexSettings())
+
 
 DEFAULT_TIMEOUT_S = 10.0
 

@@ -98,6 +98,17 @@ class Point:
     vector: np.ndarray | None = None
     sparse: Mapping[str, Sparse] = field(default_factory=dict)
 
+    @classmethod
+    def from_record(cls, record, with_vectors: bool) -> "Point":
+        """From a record of either Qdrant client: ``vector`` is the dense list, or a dict of
+        named vectors ("" the dense one) whose sparse ones have ``indices`` and ``values``."""
+        if not with_vectors:
+            return cls(int(record.id), record.payload)
+        vectors = record.vector if isinstance(record.vector, dict) else {"": record.vector}
+        dense = vectors.get("")
+        sparse = {name: Sparse.of(v.indices, v.values) for name, v in vectors.items() if name}
+        return cls(int(record.id), record.payload, None if dense is None else np.asarray(dense, dtype=np.float32), sparse)
+
 
 class Reader(ABC):
     """Reading collections. ``collection`` may be an alias or a physical name."""

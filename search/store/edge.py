@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import INDEX, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
+from search.contract import index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
 from search.store import Hit, PayloadFilter, Point, Search, Sparse, Store
 
 UPSERT_BATCH = 2000
@@ -47,15 +47,6 @@ def _edge_vector(vector):
     if isinstance(vector, Sparse):
         return qe.SparseVector(vector.indices.tolist(), vector.values.tolist())
     return np.asarray(vector, dtype=np.float32).tolist()
-
-
-def _point(record, with_vectors: bool) -> Point:
-    if not with_vectors:
-        return Point(int(record.id), record.payload)
-    vectors = record.vector if isinstance(record.vector, dict) else {"": record.vector}
-    dense = vectors.get("")
-    sparse = {name: Sparse.of(v.indices, v.values) for name, v in vectors.items() if name}
-    return Point(int(record.id), record.payload, None if dense is None else np.asarray(dense, dtype=np.float32), sparse)
 
 
 class EdgeStore(Store):
@@ -125,18 +116,20 @@ class EdgeStore(Store):
         path = self._collections_dir / name
         if path.exists():
             raise SongSearchError(f"collection {name} already exists")
+        index = index_settings(name)
+        datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine),
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype),
             sparse_vectors={v: qe.EdgeSparseVectorParams() for v in sparse_vectors} or None,
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(
-                m=INDEX.hnsw_m, ef_construct=INDEX.hnsw_ef_construct, full_scan_threshold=INDEX.full_scan_threshold
+                m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold
             ),
             optimizers=qe.EdgeOptimizersConfig(
-                indexing_threshold=INDEX.indexing_threshold_kb,
+                indexing_threshold=index.indexing_threshold_kb,
                 default_segment_number=1,
-                deleted_threshold=INDEX.deleted_threshold,
-                vacuum_min_vector_number=INDEX.vacuum_min_vector_number,
+                deleted_threshold=index.deleted_threshold,
+                vacuum_min_vector_number=index.vacuum_min_vector_number,
             ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -208,7 +201,7 @@ class EdgeStore(Store):
 
     def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
         records = self._shard(collection).retrieve([int(i) for i in ids], with_payload=True, with_vector=with_vectors)
-        return {int(r.id): _point(r, with_vectors) for r in records}
+        return {int(r.id): Point.from_record(r, with_vectors) for r in records}
 
     def scroll_ids(self, collection: str) -> list[int]:
         shard, ids, offset = self._shard(collection), [], None
@@ -220,7 +213,7 @@ class EdgeStore(Store):
 
     def search(self, collection: str, request: Search) -> list[Hit]:
         flt = _edge_filter(request.filter)
-        params = qe.SearchParams(hnsw_ef=INDEX.hnsw_ef, exact=request.exact)
+        params = qe.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
         lists = [qe.Query.Nearest(_edge_vector(n.vector), using=n.using) for n in request.lists]
         if request.fusion is None:
             (query,) = lists

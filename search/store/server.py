@@ -14,7 +14,7 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from search.contract import INDEX, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
+from search.contract import index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
 from search.store import Hit, PayloadFilter, Point, Search, Sparse, Store
 
 UPSERT_BATCH = 1000
@@ -38,15 +38,6 @@ def _client_vector(vector):
     if isinstance(vector, Sparse):
         return qm.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
     return np.asarray(vector, dtype=np.float32).tolist()
-
-
-def _point(record, with_vectors: bool) -> Point:
-    if not with_vectors:
-        return Point(int(record.id), record.payload)
-    vectors = record.vector if isinstance(record.vector, dict) else {"": record.vector}
-    dense = vectors.get("")
-    sparse = {name: Sparse.of(v.indices, v.values) for name, v in vectors.items() if name}
-    return Point(int(record.id), record.payload, None if dense is None else np.asarray(dense, dtype=np.float32), sparse)
 
 
 def _one_line_errors(method):
@@ -87,17 +78,20 @@ class ServerStore(Store):
     def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
         if self.client.collection_exists(name):
             raise SongSearchError(f"collection {name} already exists")
+        index = index_settings(name)
         self.client.create_collection(
             name,
-            vectors_config=qm.VectorParams(size=dim, distance=qm.Distance.COSINE),
+            vectors_config=qm.VectorParams(
+                size=dim, distance=qm.Distance.COSINE, datatype=qm.Datatype.FLOAT16 if index.float16 else None
+            ),
             sparse_vectors_config={v: qm.SparseVectorParams() for v in sparse_vectors} or None,
             hnsw_config=qm.HnswConfigDiff(
-                m=INDEX.hnsw_m, ef_construct=INDEX.hnsw_ef_construct, full_scan_threshold=INDEX.full_scan_threshold
+                m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold
             ),
             optimizers_config=qm.OptimizersConfigDiff(
-                indexing_threshold=INDEX.indexing_threshold_kb,
-                deleted_threshold=INDEX.deleted_threshold,
-                vacuum_min_vector_number=INDEX.vacuum_min_vector_number,
+                indexing_threshold=index.indexing_threshold_kb,
+                deleted_threshold=index.deleted_threshold,
+                vacuum_min_vector_number=index.vacuum_min_vector_number,
             ),
         )
 
@@ -166,7 +160,7 @@ class ServerStore(Store):
     @_one_line_errors
     def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
         records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=True, with_vectors=with_vectors)
-        return {int(r.id): _point(r, with_vectors) for r in records}
+        return {int(r.id): Point.from_record(r, with_vectors) for r in records}
 
     @_one_line_errors
     def scroll_ids(self, collection: str) -> list[int]:
@@ -180,7 +174,7 @@ class ServerStore(Store):
     @_one_line_errors
     def search(self, collection: str, request: Search) -> list[Hit]:
         flt = _client_filter(request.filter)
-        params = qm.SearchParams(hnsw_ef=INDEX.hnsw_ef, exact=request.exact)
+        params = qm.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
         if request.fusion is None:
             (nearest,) = request.lists
             query, using, prefetch = _client_vector(nearest.vector), nearest.using, None
