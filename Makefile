@@ -11,8 +11,17 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 
+# torch, first: the CPU build unless an NVIDIA GPU answers (PyPI's default torch is a CUDA build of
+# several GB), from PyTorch's CPU index as the Dockerfile does, else from the default index when that
+# one cannot be reached. `make setup TORCH_INDEX=` leaves the choice to pip (the CUDA build on Linux).
+TORCH_VERSION := $(shell sed -n 's/.*"torch==\([^"]*\)".*/\1/p' pyproject.toml)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH_INDEX ?= $(if $(shell nvidia-smi -L 2>/dev/null),,$(TORCH_CPU_INDEX))
+
 # re-installs when the dependencies change
 $(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(if $(TORCH_INDEX),$(BIN)/pip install --quiet --timeout 20 --retries 1 --index-url $(TORCH_INDEX) torch==$(TORCH_VERSION) \
+	    || $(BIN)/pip install --quiet torch==$(TORCH_VERSION))
 	$(BIN)/pip install --quiet -e '.[test,eval]'
 	touch $@
 
@@ -35,4 +44,9 @@ clean:
 # regenerates docs/quality.md and docs/img/*.png (a few minutes; set SONGSEARCH_DATA to a local copy)
 .PHONY: eval
 eval: setup
-	nice -n 19 $(BIN)/ingest evaluate $(RUN_DATA) --report docs/quality.md
+	nice -n 19 $(BIN)/ingest evaluate $(RUN_DATA) --report docs/quality.md --tuning docs/tuning.json
+
+# re-tunes the default answer's Word2Vec/co-play fusion on the tuning split (seed 11) into docs/fusion_tuning.json
+.PHONY: tune
+tune: setup
+	nice -n 19 $(BIN)/ingest tune $(RUN_DATA) --out docs/fusion_tuning.json

@@ -22,6 +22,8 @@ from pathlib import Path
 
 import numpy as np
 
+from search.clikit import markdown_table
+
 ABOUT = """
 Regenerate with `make bench SONGSEARCH_DATA=DIR`. It ingests into a fresh SONGSEARCH_HOME (empty
 title-embedding cache), with the default settings and the embedded store.
@@ -54,11 +56,6 @@ def run(command: list[str], env: dict) -> tuple[float, str]:
 def percentiles(samples: list[float]) -> tuple[float, float]:
     ordered = sorted(samples)
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
-
-
-def table(headers: list[str], rows: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
 def write_update(data: Path, workdir: Path, seed: int = 7) -> tuple[Path, Path]:
@@ -221,12 +218,12 @@ def main() -> None:
     summaries = []
     if not args.skip_ingest:
         rows, summaries = bench_ingest(Path(args.data), env, workdir)
-        print(table(["ingest", "seconds (wall)"], rows) + "\n")
-        print(table(["operation", "p50", "p95"], bench_alias_switch(env)) + "\n")
+        print(markdown_table(["ingest", "seconds (wall)"], rows) + "\n")
+        print(markdown_table(["operation", "p50", "p95"], bench_alias_switch(env)) + "\n")
     os.environ.update(env)
-    print(table([f"in-process, {args.queries} queries", "p50", "p95"], bench_in_process(args.queries)) + "\n")
-    print(table(["collection", "query", f"songs ({args.queries})", "recall@10, served vs exact"], bench_recall(args.queries)) + "\n")
-    print(table([f"fresh process, {args.repeats} runs", "p50 wall", "max wall"], bench_fresh_process(env, args.repeats)))
+    print(markdown_table([f"in-process, {args.queries} queries", "p50", "p95"], bench_in_process(args.queries)) + "\n")
+    print(markdown_table(["collection", "query", f"songs ({args.queries})", "recall@10, served vs exact"], bench_recall(args.queries)) + "\n")
+    print(markdown_table([f"fresh process, {args.repeats} runs", "p50 wall", "max wall"], bench_fresh_process(env, args.repeats)))
     if summaries:
         print("\n## What `ingest` printed\n\n" + "\n\n".join(summaries))
 

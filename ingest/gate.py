@@ -83,7 +83,8 @@ def quality_gate(
 
       - the model does not beat ``verdict.floor`` = max(popularity, chance level)
         on ``GATE_METRIC`` (coplay@10), same queries, by ``FLOOR_LIFT`` (25 %
-        relative): a broken model, whatever the live one; or
+        relative), nor does its Word2Vec evidence alone (the co-play evidence
+        needs no training and would hide a broken model): whatever the live one; or
       - ``live_metrics`` was recorded under the same ``protocol.version`` and the
         new value < live value x (1 - ``margin``) (default 10 % relative drop).
 
@@ -100,9 +101,12 @@ def quality_gate(
     ks = (k,)
     with ServedModel(dataset, data, model) as served:
         answers = served.answers(data.queries.song, k, lambda search, song: search.similar(song, limit=k))
-    row = score("w2v", answers, data, data.queries, ks)
+        w2v_answers = served.answers(data.queries.song, k, lambda search, song: search.similar(song, limit=k, evidence="w2v"))
+    row = score("default", answers, data, data.queries, ks)
+    w2v_value = round(float(score("w2v", w2v_answers, data, data.queries, ks).at("coplay", k)), 6)
     pop = score("popularity", popularity_answers(data, data.queries.song, k), data, data.queries, ks)
     metrics = {f"{m}@{k}": round(float(row.at(m, k)), 6) for m in METRICS}
+    metrics[f"w2v_coplay@{k}"] = w2v_value
     metrics[f"popularity_coplay@{k}"] = round(float(pop.at("coplay", k)), 6)
     metrics[f"chance_coplay@{k}"] = round(chance_coplay(data, data.queries), 6)
     metrics["train_seconds"] = round(train_seconds, 3)
@@ -116,6 +120,9 @@ def quality_gate(
         change = value / live_value - 1 if live_value > 0 else None
     if not (value > floor * (1 + FLOOR_LIFT)):
         passed, reason = False, f"{metric} {value:.4f} does not beat max(popularity, chance) ({floor:.4f}) by {FLOOR_LIFT:.0%} on the same queries"
+    elif not (w2v_value > floor * (1 + FLOOR_LIFT)):
+        # co-play evidence needs no training: a broken Word2Vec model must not hide behind it
+        passed, reason = False, f"Word2Vec alone: {metric} {w2v_value:.4f} does not beat max(popularity, chance) ({floor:.4f}) by {FLOOR_LIFT:.0%}"
     elif comparable and value < live_value * (1 - margin):
         passed, reason = False, f"{metric} {value:.4f} is {-change:.1%} below the live version's {live_value:.4f} (allowed: {margin:.0%})"
     elif comparable:

@@ -16,7 +16,7 @@ from search.contract import SongSearchError
 
 @dataclass(frozen=True)
 class W2VSettings:
-    """Word2Vec settings; the defaults are the "tuned" preset (docs/quality.md, `python -m ingest.tune`).
+    """Word2Vec settings; the defaults are the "tuned" preset (docs/quality.md, `ingest tune --word2vec`).
 
     Against the seed notebook's settings, on held-out yes_complete playlists:
     bigger vectors, a short window, few negatives, aggressive down-sampling of
@@ -65,7 +65,7 @@ class W2VSettings:
 SEED_NOTEBOOK = W2VSettings(
     vector_size=32, window=20, negative=50, min_count=1, epochs=5, sg=0, sample=1e-3, ns_exponent=0.75, seed=1, sample_plays=None
 )
-#: Chosen by the time-boxed search in ingest/tune.py (docs/quality.md).
+#: Chosen by the time-boxed search of `ingest tune --word2vec` (docs/quality.md).
 TUNED = W2VSettings()
 PRESETS = {"seed": SEED_NOTEBOOK, "tuned": TUNED}
 DEFAULT_PRESET = "tuned"

@@ -56,7 +56,7 @@ def _check_limit(limit: int) -> None:
 
 def _check_method(method: str) -> None:
     if method not in fu.FUSIONS:
-        raise ArgumentError("fusion", f"unknown method {method!r}: use one of {', '.join(fu.FUSIONS)}")
+        raise ArgumentError("method", f"unknown fusion {method!r}: use one of {', '.join(fu.FUSIONS)}")
 
 
 def _check_weights(weights: Mapping[str, float] | None, bridge: bool = False) -> dict[str, float]:
@@ -67,12 +67,28 @@ def _check_weights(weights: Mapping[str, float] | None, bridge: bool = False) ->
     unknown = set(weights) - set(SIDES)
     if unknown:
         raise ArgumentError("weights", f"unknown side(s) {', '.join(sorted(unknown))}: use {' and '.join(SIDES)}")
-    merged = {side: float(weights.get(side, 1.0)) for side in SIDES}
+    try:
+        merged = {side: float(weights.get(side, 1.0)) for side in SIDES}
+    except (TypeError, ValueError):
+        raise ArgumentError("weights", "must be numbers") from None
     if any(not math.isfinite(w) or w < 0 or w > fu.MAX_WEIGHT for w in merged.values()):
         raise ArgumentError("weights", f"must be between 0 and {fu.MAX_WEIGHT:g}")
     if not any(merged.values()):
         raise ArgumentError("weights", "cannot all be 0")
     return merged
+
+
+def _context_ids(values: Sequence) -> tuple[list[int], list]:
+    """(valid ids, ids beyond any song id): the latter are reported as unknown, like absent ones."""
+    valid, beyond = [], []
+    for value in values:
+        try:
+            valid.append(song_id(value, argument="context"))
+        except ArgumentError:
+            raise
+        except SongSearchError:
+            beyond.append(value)
+    return valid, beyond
 
 
 class SongSearch:
@@ -141,7 +157,8 @@ class SongSearch:
     def _w2v_answer(self, probe: core.Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", label: str = "w2v", fusion: EvidenceFusion = DEFAULT_FUSION) -> tuple[tuple[str, ...], list[Hit]]:
         """songs_w2v's answer to ``probe``, and the evidence it asked for."""
         request = core.w2v_request(probe, limit, flt, evidence, fusion)
-        return core.w2v_sources(request, label), self.store.search(self._w2v, request)
+        hits = sorted(self.store.search(self._w2v, request), key=lambda h: (-h.score, h.song_id))  # ties in id order
+        return core.w2v_sources(request, label), hits
 
     def _results(self, hits: Sequence[Hit], sources: Mapping[int, tuple[str, ...]], probe: core.Probe | None) -> tuple[Result, ...]:
         return tuple(core.with_evidence(self.store, self._w2v, hits, sources, probe))
@@ -223,8 +240,8 @@ class SongSearch:
         _check_limit(limit)
         _check_method(method)
         title, artist = (title or "").strip(), (artist or "").strip()
-        context = [song_id(c, argument="context") for c in context]
-        if not context and not title and not artist:
+        context, out_of_range = _context_ids(context)
+        if not context and not out_of_range and not title and not artist:
             raise ArgumentError("context", "or title/artist: give the songs the new song was played with, or its metadata")
         self._pin()
         flt = self.payload_filter(only_artist, "only_artist", self._meta if (title or artist) else self._w2v)
@@ -232,9 +249,9 @@ class SongSearch:
         lists: dict[str, tuple[tuple[str, ...], list[Hit]]] = {}
         skipped: tuple[str, ...] = ()
         probe = None
-        if context:
-            found = self.store.retrieve(self._w2v, context, with_vectors=True)
-            unknown = [c for c in context if c not in found]
+        if context or out_of_range:
+            found = self.store.retrieve(self._w2v, context, with_vectors=True) if context else {}
+            unknown = out_of_range + [c for c in context if c not in found]
             if unknown:
                 skipped = (f"unknown context song id(s): {', '.join(map(str, unknown))}",)
             if not found:

@@ -54,7 +54,12 @@ class OneLineErrorGroup(click.Group):
         sys.exit(result if isinstance(result, int) else 0)
 
 
-def format_table(headers: list[str], rows: list[list[str]]) -> str:
+def format_table(headers: list[str], rows: list[list[str]], markdown: bool = False) -> str:
+    """A plain text table (numbers right-aligned), or with ``markdown`` a GitHub table."""
+    if markdown:
+        numeric = [i > 0 and bool(rows) and all(_is_number(r[i]) or r[i] == "-" for r in rows) for i in range(len(headers))]
+        lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if num else "---" for num in numeric) + "|"]
+        return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
     numeric = [all(_is_number(r[i]) for r in rows) and bool(rows) for i in range(len(headers))]
 
@@ -70,3 +75,7 @@ def _is_number(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+def markdown_table(headers: list[str], rows: list[list[str]]) -> str:
+    return format_table(headers, rows, markdown=True)

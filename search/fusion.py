@@ -8,8 +8,9 @@ collections, so their answers are fused here, with Qdrant's formulas:
   (rank from 1; unweighted this is ``1 / (k + rank - 1)``, Qdrant's zero-based
   ``1 / (k + position)``); k = 60 as in Cormack et al. 2009.
 * ``dbsf``: distribution-based score fusion: each list's scores are mapped
-  from [mean - 3 sd, mean + 3 sd] onto [0, 1] (clipped; a list whose scores
-  are all equal maps to 0.5), then weighted and summed, as Qdrant does.
+  from [mean - 3 sd, mean + 3 sd] onto [0, 1] (sample sd, not clipped; a list
+  whose scores are all equal maps to 0.5), then weighted and summed, as Qdrant
+  does (Qdrant's own DBSF is unweighted).
 
 A song missing from a list contributes nothing from that list.
 """
@@ -51,14 +52,15 @@ def rrf(lists: Ranked, weights: Mapping[str, float], k: int = RRF_K) -> dict[int
 
 
 def dbsf_normalise(scores: Sequence[float]) -> list[float]:
-    if not scores:
-        return []
+    """Qdrant's normalisation: (score - (mean - 3 sd)) / (6 sd), sample sd, not clipped;
+    a list of one score, or of equal scores, maps to 0.5."""
+    if len(scores) < 2:
+        return [0.5] * len(scores)
     mean = sum(scores) / len(scores)
-    sd = math.sqrt(sum((s - mean) ** 2 for s in scores) / len(scores))
+    sd = math.sqrt(sum((s - mean) ** 2 for s in scores) / (len(scores) - 1))
     if sd == 0:
         return [0.5] * len(scores)
-    low, high = mean - 3 * sd, mean + 3 * sd
-    return [min(1.0, max(0.0, (s - low) / (high - low))) for s in scores]
+    return [(s - (mean - 3 * sd)) / (6 * sd) for s in scores]
 
 
 def dbsf(lists: Ranked, weights: Mapping[str, float]) -> dict[int, float]:

@@ -22,7 +22,7 @@ from typing import Literal, Mapping, Sequence
 import numpy as np
 
 from search import fusion as fu
-from search.contract import COPLAY_VECTOR
+from search.contract import COPLAY_VECTOR, ArgumentError
 from search.store import Fusion, Hit, Nearest, PayloadFilter, Point, Reader, Search, Sparse
 
 Evidence = Literal["fused", "w2v", "coplay"]
@@ -108,7 +108,12 @@ def w2v_request(probe: Probe, limit: int, flt: PayloadFilter, evidence: Evidence
         return Search((coplay,), limit, flt)
     if evidence == "w2v" or coplay is None:
         return Search((dense,), limit, flt)
-    weights = (fusion.w2v_weight, fusion.coplay_weight) if fusion.method == "rrf" else None
+    if fusion.method == "rrf":
+        weights = (fusion.w2v_weight, fusion.coplay_weight)
+    elif (fusion.w2v_weight, fusion.coplay_weight) != (1.0, 1.0):
+        raise ArgumentError("fusion", "dbsf takes no weights (Qdrant's DBSF is unweighted)")
+    else:
+        weights = None
     return Search((dense, coplay), limit, flt, Fusion(fusion.method, fusion.k, weights), fusion.depth(limit))
 
 
@@ -157,10 +162,10 @@ def fuse_lists(lists: Mapping[str, tuple[tuple[str, ...], list[Hit]]], limit: in
     each answer says which evidence found it."""
     ranked = {side: [(h.song_id, h.score) for h in hits] for side, (_, hits) in lists.items()}
     payload = {h.song_id: h.payload for _, hits in lists.values() for h in hits}
-    found_in = {side: {h.song_id for h in hits} for side, (_, hits) in lists.items()}
+    found_in = {side: {h.song_id for h in hits} for side, (_, hits) in lists.items() if weights.get(side, 1.0) > 0}
     fused = [Hit(song_id, score, payload[song_id]) for song_id, score in fu.fuse(ranked, method, weights, limit)]
     sources = {
-        h.song_id: tuple(e for side, (evidence, _) in lists.items() if h.song_id in found_in[side] for e in evidence)
+        h.song_id: tuple(e for side, (evidence, _) in lists.items() if h.song_id in found_in.get(side, ()) for e in evidence)
         for h in fused
     }
     return fused, sources

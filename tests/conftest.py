@@ -47,6 +47,19 @@ class PlantedData:
     def artist_songs(self, artist: str) -> set[int]:
         return {s for s, (_, a) in self.songs.items() if a == artist}
 
+    def playlists(self) -> list[set[int]]:
+        """The training playlists, read back from train.txt (after its two header lines)."""
+        lines = (self.directory / "train.txt").read_text().splitlines()[2:]
+        return [{int(t) for t in line.split()} for line in lines if line.strip()]
+
+    def coplays(self, song_ids, other: int) -> int:
+        """How many training playlists hold ``other`` and any of ``song_ids`` (one id or several)."""
+        ids = {song_ids} if isinstance(song_ids, int) else set(song_ids)
+        return sum(1 for p in self.playlists() if other in p and p & ids)
+
+    def plays(self, song_id: int) -> int:
+        return sum(1 for p in self.playlists() if song_id in p)
+
 
 def write_planted_dataset(directory: Path, seed: int = 0) -> PlantedData:
     rng = random.Random(seed)
@@ -136,3 +149,16 @@ def ingested(planted, home_settings, store):
     """Planted data ingested into each backend; yields (SongSearch, PlantedData)."""
     ingest_planted(planted, home_settings, store)
     yield SongSearch(store=store, settings=home_settings), planted
+
+
+@pytest.fixture(scope="module", params=["edge", "server"])
+def ingested_once(request, tmp_path_factory):
+    """Like `ingested`, but one ingest per backend shared by a module's tests: for tests that
+    only read (each ingest runs the quality gate and trains twice)."""
+    root = tmp_path_factory.mktemp(f"ingested-{request.param}")
+    settings = Settings(home=root / "home")
+    store = make_store(request.param, root)
+    planted = write_planted_dataset(root / "data")
+    ingest_planted(planted, settings, store)
+    yield SongSearch(store=store, settings=settings), planted
+    store.close()

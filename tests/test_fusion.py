@@ -78,11 +78,12 @@ def _canonical(pairs):
 def assert_same_answer(client: dict[int, float], native: list[Hit]):
     scores = [h.score for h in native]
     assert scores == sorted(scores, reverse=True), "Qdrant's fused answer is best first"
+    assert {h.song_id for h in native} == set(client)
+    for h in native:
+        assert h.score == pytest.approx(client[h.song_id], abs=TOL), f"fused score of song {h.song_id}"
     mine = _canonical(client.items())
     theirs = _canonical([(h.song_id, h.score) for h in native])
     assert [i for i, _ in theirs] == [i for i, _ in mine]
-    for (song_id, expected), (_, got) in zip(mine, theirs):
-        assert got == pytest.approx(expected, abs=TOL), f"song {song_id}"
 
 
 @pytest.mark.parametrize("k, weights", [(60, None), (60, (1.0, 0.5)), (10, (2.0, 0.3)), (2, (0.7, 3.0))])

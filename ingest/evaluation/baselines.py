@@ -40,9 +40,10 @@ class _CoMembership:
         """Scores of every song for query songs given as rows of playlist memberships (songs x playlists)."""
         raise NotImplementedError
 
-    def top(self, songs: np.ndarray, k: int, allowed: np.ndarray, batch: int = 256, memberships=None) -> np.ndarray:
+    def top(self, songs: np.ndarray, k: int, allowed: np.ndarray, batch: int = 256, memberships=None, excluded=None) -> np.ndarray:
         """Top-k songs for each query song (catalogue indexes), itself excluded; or, with
-        ``memberships``, for query rows of playlist memberships."""
+        ``memberships``, for query rows of playlist memberships, never answering a row the
+        songs ``excluded[row]`` (as cold start leaves its context out)."""
         unique, inverse = np.unique(songs, return_inverse=True) if memberships is None else (songs, np.arange(len(songs)))
         out = np.empty((len(unique), k), dtype=np.int64)
         blocked = np.where(allowed, 0.0, -np.inf).astype(np.float32)
@@ -52,6 +53,8 @@ class _CoMembership:
             scores = self.scores_for_rows(rows) + self.tiebreak[None, :] + blocked
             if memberships is None:
                 scores[np.arange(len(chunk)), chunk] = -np.inf
+            for offset, blocked_songs in enumerate(excluded[start : start + batch] if excluded is not None else ()):
+                scores[offset, blocked_songs] = -np.inf
             out[start : start + len(chunk)] = _top_rows(scores, k)
         return out[inverse]
 

@@ -14,7 +14,7 @@ from ingest.evaluation.metrics import HEADLINE_K, KS, METRICS, MethodResult, for
 from ingest.evaluation.runner import DEFAULT_LABEL, Evaluation, evaluate
 from ingest.gate import FLOOR_LIFT, GateVerdict, quality_gate
 from ingest.train import DEFAULT_PRESET, PRESETS, W2VSettings
-from search.clikit import format_table
+from search.clikit import format_table, markdown_table
 from search.contract import Settings
 from search.encoder import MetadataEncoder, TitleCache
 from search.query import BRIDGE_NEIGHBOURS
@@ -95,15 +95,6 @@ def _ratio(a: float, b: float) -> str:
     return f"{a / b:.2f}x" if b and math.isfinite(a) and math.isfinite(b) else "-"
 
 
-def _md_table(headers: list[str], rows: list[list[str]]) -> str:
-    """Columns of numbers (or "-") right-aligned, others left."""
-    def numeric(i: int) -> bool:
-        return all(r[i].split(" ")[0].replace(".", "", 1).replace("-", "", 1).isdigit() or r[i] == "-" for r in rows) and bool(rows)
-
-    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---:" if numeric(i) else "---" for i in range(len(headers))) + "|"]
-    return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
-
-
 def _figure(ncols: int, size: tuple[float, float]):
     import matplotlib
 
@@ -171,24 +162,26 @@ def _settings_diff(a: Mapping, b: Mapping) -> str:
 
 def _headline(e: Evaluation, first: str, k: int) -> list[str]:
     rows = {r.name: r for r in e.warm}
-    d, item, rp3 = rows[first], rows["item-item cosine"], rows["RP3beta"]
+    d = rows[first]
+    base = [r for r in e.warm if r.name == "item-item cosine" or r.name.startswith("RP3beta")]
+    names = " / ".join(f"`{r.name}`" for r in [d] + base)
 
-    def trio(metric: str) -> str:
-        return f"{metric}@{k} {_f(d.at(metric, k))} / {_f(item.at(metric, k))} / {_f(rp3.at(metric, k))}"
+    def row(metric: str) -> str:
+        return f"{metric}@{k} " + " / ".join(_f(r.at(metric, k)) for r in [d] + base)
 
     out = [
-        f"- The served default (`{first}`: `search similar`, Word2Vec and co-play fused in one Qdrant query) "
-        f"against the co-play baselines item-item cosine and RP3beta: coplay@{k} {_f(d.at('coplay', k))} "
-        f"(**{_ratio(d.at('coplay', k), item.at('coplay', k))}** item-item's {_f(item.at('coplay', k))}, "
-        f"{_ratio(d.at('coplay', k), rp3.at('coplay', k))} RP3beta's {_f(rp3.at('coplay', k))}); default / item-item / RP3beta: "
-        f"{trio('hit')}, {trio('tags')}, {trio('coverage')}."
+        f"- The served default (`{first}`: `search similar`, Word2Vec and co-play fused in one Qdrant query) against "
+        f"the co-play baselines: coplay@{k} {_f(d.at('coplay', k))}, "
+        + ", ".join(f"**{_ratio(d.at('coplay', k), r.at('coplay', k))}** `{r.name}` ({_f(r.at('coplay', k))})" for r in base)
+        + f"; {names}: {row('hit')}, {row('tags')}, {row('coverage')}."
     ]
     w2v, coplay = rows.get(f"{first}, Word2Vec only"), rows.get(f"{first}, co-play only")
     if w2v and coplay:
         out.append(
             f"- Each evidence alone, same store: Word2Vec only coplay@{k} {_f(w2v.at('coplay', k))} "
             f"({_ratio(w2v.at('coplay', k), d.at('coplay', k))} the default's), hit@{k} {_f(w2v.at('hit', k))}, "
-            f"tags@{k} {_f(w2v.at('tags', k))}, coverage@{k} {_f(w2v.at('coverage', k))}; co-play only coplay@{k} "
+            f"tags@{k} {_f(w2v.at('tags', k))}, coverage@{k} {_f(w2v.at('coverage', k))}; co-play only (item-item cosine as "
+            f"sparse vectors, answered by Qdrant) coplay@{k} "
             f"{_f(coplay.at('coplay', k))}, tags@{k} {_f(coplay.at('tags', k))}, coverage@{k} {_f(coplay.at('coverage', k))}."
         )
     seed = rows.get(SEED_LABEL) if first != SEED_LABEL else None
@@ -243,7 +236,7 @@ def write_report(evaluation: Evaluation, path: Path, tuning: Mapping | None = No
         f"## All methods, same split, same queries (k = {k})", "",
     ]
     headers, rows = format_rows(e.table("warm"))
-    out += [_md_table(headers + ["how"], [r + [w.note] for r, w in zip(rows, e.warm)]), "", "![metric against k](img/metrics_vs_k.png)", ""]
+    out += [markdown_table(headers + ["how"], [r + [w.note] for r, w in zip(rows, e.warm)]), "", "![metric against k](img/metrics_vs_k.png)", ""]
     if e.cold:
         headers, rows = format_rows(e.table("cold"))
         out += [
@@ -255,10 +248,10 @@ def write_report(evaluation: Evaluation, path: Path, tuning: Mapping | None = No
             "those songs out of its answers); **title + artist**, its metadata in songs_meta fused with the bridge (the "
             f"Word2Vec vectors of its {BRIDGE_NEIGHBOURS} nearest metadata neighbours). Item-item with the same plays "
             "(the playlists of the songs played around it, which it may answer) is there for scale.", "",
-            _md_table(headers + ["how"], [r + [c.note] for r, c in zip(rows, e.cold)]), "", "![cold start](img/cold_start.png)", "",
+            markdown_table(headers + ["how"], [r + [c.note] for r, c in zip(rows, e.cold)]), "", "![cold start](img/cold_start.png)", "",
         ]
     names = [n for n in e.settings[first] if n != "workers"]
-    out += ["## Settings", "", _md_table(["setting"] + labels, [[n] + [str(e.settings[l][n]) for l in labels] for n in names]), ""]
+    out += ["## Settings", "", markdown_table(["setting"] + labels, [[n] + [str(e.settings[l][n]) for l in labels] for n in names]), ""]
     if SEED_LABEL in e.settings and first != SEED_LABEL:
         out += [
             f"`{SEED_LABEL}` is the seed notebook's call exactly (`Word2Vec(playlists, vector_size=32, window=20, negative=50, "
@@ -304,7 +297,7 @@ def _tuning_section(tuning: Mapping) -> list[str]:
         rows.append([t["step"], f"{t['train_seconds']:.0f}" + (" (est.)" if t.get("too_slow") else "")]
                     + [_f(m.get(c)) for c in keys + extra] + ["too slow" if t.get("too_slow") else ""])
     headers = ["step (from the current best)", "train s"] + [f"{c}@10" for c in keys] + [">=" + c.split()[2] for c in extra] + [""]
-    return out + [_md_table(headers, rows), ""]
+    return out + [markdown_table(headers, rows), ""]
 
 
 def _gate_section(gate: GateVerdict, label: str) -> list[str]:

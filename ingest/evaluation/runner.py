@@ -110,7 +110,7 @@ def cold_methods(dataset: Dataset, served: ServedModel, ks: Sequence[int], item_
     )
     memberships = (member @ item_item.xt).tocsr()  # the playlists of the songs played around it
     memberships.data = np.minimum(memberships.data, 1.0)
-    results.append(score("item-item (its neighbours' playlists)", item_item.top(q.song, k, data.pool, memberships=memberships), data, q, ks, "co-membership with the playlists of the songs played around it"))
+    results.append(score("item-item (its neighbours' playlists)", item_item.top(q.song, k, data.pool, memberships=memberships, excluded=contexts), data, q, ks, "co-membership with the playlists of the songs played around it (those songs left out, as cold start does)"))
     context_of = {int(s): c for s, c in zip(q.song.tolist(), contexts)}
     context_ids = lambda song: [int(i) for i in data.ids[np.unique(context_of[int(np.searchsorted(data.ids, song))])]]  # noqa: E731
     asks = [("cold start, context", "`cold-start --context` with the songs played within 5 positions of it", lambda s, song: s.cold_start(context=context_ids(song), limit=k))]

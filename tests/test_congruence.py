@@ -1,0 +1,213 @@
+"""Both backends give the same answers for the same ingest, in the style of qdrant-client's
+congruence tests: the same operations (ingest, update, rollback) on an EdgeStore and on a
+ServerStore over qdrant-client's local mode, and after each one everything a reader sees is
+compared: aliases, versions, counts with filters, ids, payloads, dense and sparse vectors,
+and whole SongSearch answers (similar for each evidence, similar_hybrid, cold_start).
+
+Answers must hold the same songs in the same order, with the same scores and evidence.  Only
+songs whose scores are equal (a tie) may come in either order: Qdrant does not order ties.
+
+Two things make the backends differ legitimately, and each test says which it allows:
+
+* float16: Edge keeps songs_w2v's vectors in float16 (search.contract.INDEXES); local mode
+  ignores the datatype and keeps float32 (a real server applies it);
+* tied scores inside a fused query: rank fusion turns the arbitrary order of tied points
+  into different fused scores.
+"""
+
+import hashlib
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from ingest import publish as pub
+from ingest.collections import coplay_vectors
+from ingest.pipeline import run_update
+from search.api import SongSearch
+from search.contract import ALIASES, INDEXES, META_ALIAS, W2V_ALIAS, Settings, physical_name
+from search.encoder import MetadataEncoder
+from search.store import PayloadFilter, Sparse
+from tests.conftest import fake_title_model, ingest_planted, make_store, write_planted_dataset
+
+F16 = 2e-3
+
+FILTERS = [None, PayloadFilter(artist_key="metallica"), PayloadFilter(min_plays=40), PayloadFilter(artist_key="usher", min_plays=30).without_ids([13])]
+
+ASKS = [
+    *[(f"similar {q} {e}", lambda s, q=q, e=e: s.similar(q, limit=10, evidence=e)) for q in (0, 13, 30, 47) for e in ("fused", "w2v", "coplay")],
+    *[(f"similar {q} {e} metallica", lambda s, q=q, e=e: s.similar(q, limit=5, artist="Metallica", evidence=e)) for q in (0, 25) for e in ("fused", "w2v", "coplay")],
+    ("hybrid rrf", lambda s: s.similar_hybrid(13, limit=10)),
+    ("hybrid dbsf weighted", lambda s: s.similar_hybrid(2, limit=10, method="dbsf", weights={"w2v": 1, "meta": 0.5})),
+    ("hybrid rrf weighted, artist", lambda s: s.similar_hybrid(40, limit=5, artist="dolly parton", weights={"meta": 0.2})),
+    ("cold start context", lambda s: s.cold_start(context=[24, 25, 26], limit=8)),
+    ("cold start context, unknown id", lambda s: s.cold_start(context=[0, 1, 9999], limit=8)),
+    ("cold start title and artist", lambda s: s.cold_start(title="metal thunder song 99", artist="Iron Maiden", limit=10)),
+    ("cold start unseen artist", lambda s: s.cold_start(title="jazz blue song", artist="A Brand New Trio", limit=10, method="dbsf")),
+    ("cold start both", lambda s: s.cold_start(context=[0, 1], title="metal thunder song 50", artist="Metallica", limit=10)),
+    ("cold start only artist", lambda s: s.cold_start(context=[36, 37], title="country road", artist="x", only_artist="johnny cash", limit=5)),
+]
+
+
+def observe(songs: SongSearch) -> dict:
+    store = songs.store
+    aliases = store.aliases()
+    versions = {name.partition("__")[2] for name in aliases.values()}
+    assert sorted(aliases) == sorted(ALIASES) and len(versions) == 1, aliases
+    (version,) = versions
+    assert aliases == {alias: physical_name(alias, version) for alias in ALIASES}
+    seen = {"versions": [v.live for v in pub.versions(store)]}
+    for alias in ALIASES:
+        ids = store.scroll_ids(alias)
+        points = store.retrieve(alias, ids, with_vectors=True)
+        seen[alias] = {
+            "counts": [store.count(alias, f) for f in FILTERS],
+            "ids": ids,
+            "payloads": {i: p.payload for i, p in points.items()},
+            "dense": {i: p.vector / np.linalg.norm(p.vector) for i, p in points.items()},
+            "sparse": {i: {n: (s.indices.tolist(), s.values.tolist()) for n, s in p.sparse.items()} for i, p in points.items()},
+        }
+    seen["answers"] = {label: ask(songs) for label, ask in ASKS}
+    return seen
+
+
+def differing_answers(edge: dict, server: dict, step: str, tol: float) -> list[str]:
+    """The data must be the same (asserted); the answers that differ are returned."""
+    assert edge["versions"] == server["versions"], step
+    for alias in ALIASES:
+        e, s = edge[alias], server[alias]
+        assert e["counts"] == s["counts"], (step, alias)
+        assert e["ids"] == s["ids"], (step, alias)
+        assert e["payloads"] == s["payloads"], (step, alias)
+        assert e["sparse"] == s["sparse"], (step, alias)
+        for i in e["ids"]:
+            assert np.allclose(e["dense"][i], s["dense"][i], atol=max(tol, 1e-6)), (step, alias, i)
+    differ = []
+    for label in edge["answers"]:
+        e, s = edge["answers"][label], server["answers"][label]
+        if not same_answer(e, s, tol):
+            shown = [f"  {side:6} {[(r.song_id, round(r.score, 5)) for r in a]}" for side, a in (("edge", e), ("server", s))]
+            differ.append("\n".join([f"after {step}, {label}:", *shown]))
+    return differ
+
+
+def canonical(answer, tie: float) -> list:
+    """The results best first, songs whose scores are within ``tie`` of each other by id."""
+    out, group = [], []
+    for r in answer:
+        if group and group[0].score - r.score > tie:
+            out += sorted(group, key=lambda g: g.song_id)
+            group = []
+        group.append(r)
+    return out + sorted(group, key=lambda g: g.song_id)
+
+
+def same_answer(e, s, tol: float) -> bool:
+    if e.skipped != s.skipped or len(e) != len(s):
+        return False
+    tie = max(tol, 1e-6)
+    if [r.song_id for r in canonical(e, tie)] != [r.song_id for r in canonical(s, tie)]:
+        return False
+    theirs = {r.song_id: r for r in s}
+    for a in e:
+        b = theirs[a.song_id]
+        if (a.title, a.artist, a.sources, a.plays, a.coplays, a.tags) != (b.title, b.artist, b.sources, b.plays, b.coplays, b.tags):
+            return False
+        if abs(a.score - b.score) > tie or (a.cosine is None) != (b.cosine is None):
+            return False
+        if a.cosine is not None and abs(a.cosine - b.cosine) > tie:
+            return False
+    return True
+
+
+def tie_free_title_model(titles, advance=None):
+    """conftest's fake title model, nudged per title so that no two titles score alike."""
+    out = fake_title_model(titles, advance)
+    for row, title in enumerate(titles):
+        noise = np.random.default_rng(int(hashlib.md5(title.encode()).hexdigest()[:8], 16)).normal(size=out.shape[1])
+        out[row] += 0.01 * noise / np.linalg.norm(noise)
+        out[row] /= np.linalg.norm(out[row])
+    return out
+
+
+def tie_free_coplay_vectors(playlists, song_ids):
+    """Ingest's co-play vectors, each song's scaled by its own factor: no two songs score alike."""
+    return [Sparse.of(v.indices, v.values * (1 + 1e-3 * (int(i) % 97) / 97)) for v, i in zip(coplay_vectors(playlists, song_ids), song_ids.tolist())]
+
+
+def run_operations(tmp_path, title_model, tol: float) -> list[str]:
+    """The same ingest, update and rollback on both backends; the data must agree after each,
+    and the answers that differ are returned."""
+    planted = write_planted_dataset(tmp_path / "data")
+    update = tmp_path / "update.txt"
+    update.write_text("0 13 24 36\n1 14 25 37 2\n0 13 24 36 47\n")
+    sides = []
+    for kind in ("edge", "server"):
+        settings = Settings(home=tmp_path / kind / "home")
+        songs = SongSearch(store=make_store(kind, tmp_path / kind), settings=settings, encoder=MetadataEncoder(title_model=title_model))
+        sides.append((songs, settings))
+    operations = [
+        ("ingest", lambda songs, settings: ingest_planted(planted, settings, songs.store, encoder=MetadataEncoder(title_model=title_model))),
+        ("update", lambda songs, settings: run_update(
+            update, settings=settings, store=songs.store, encoder=MetadataEncoder(title_model=title_model), show_progress=False)),
+        ("rollback", lambda songs, settings: pub.rollback(songs.store)),
+    ]
+    differ = []
+    try:
+        for step, operation in operations:
+            for songs, settings in sides:
+                operation(songs, settings)
+            differ += differing_answers(observe(sides[0][0]), observe(sides[1][0]), step, tol)
+    finally:
+        for songs, _ in sides:
+            songs.close()
+    return differ
+
+
+@pytest.fixture
+def float32_w2v(monkeypatch):
+    """songs_w2v in float32 on Edge too, as local mode keeps it."""
+    monkeypatch.setitem(INDEXES, W2V_ALIAS, replace(INDEXES[W2V_ALIAS], float16=False))
+
+
+@pytest.fixture
+def tie_free(monkeypatch):
+    monkeypatch.setattr("ingest.collections.coplay_vectors", tie_free_coplay_vectors)
+    return tie_free_title_model
+
+
+def test_backends_answer_alike_after_every_operation(tie_free, float32_w2v, tmp_path):
+    """No ties, the same vector precision: every answer the same, to float32 rounding."""
+    differ = run_operations(tmp_path, tie_free, tol=1e-6)
+    assert not differ, f"{len(differ)} answers differ:\n" + "\n".join(differ)
+
+
+def test_backends_answer_alike_up_to_float16(tie_free, tmp_path):
+    """The served precision (float16 on Edge): every answer the same up to its rounding."""
+    differ = run_operations(tmp_path, tie_free, tol=F16)
+    assert not differ, f"{len(differ)} answers differ:\n" + "\n".join(differ)
+
+
+def test_backends_answer_alike_with_tied_scores(float32_w2v, tmp_path):
+    """Ingest's own co-play values, which tie often (the same number of shared playlists and
+    of plays), and conftest's fake titles, which tie within an artist.  Qdrant orders tied
+    points as each backend happens to hold them, and rank fusion turns that order into
+    different fused scores: a fused answer must not depend on it."""
+    differ = run_operations(tmp_path, fake_title_model, tol=1e-6)
+    assert not differ, f"{len(differ)} answers differ:\n" + "\n".join(differ)
+
+
+def test_the_update_moves_answers(tmp_path, home_settings):
+    """The congruence above means something only if the update changes what is compared."""
+    planted = write_planted_dataset(tmp_path / "data")
+    songs = SongSearch(store=make_store("edge", tmp_path), settings=home_settings)
+    ingest_planted(planted, home_settings, songs.store)
+    before = songs.similar(0, limit=47, evidence="coplay")
+    update = tmp_path / "update.txt"
+    update.write_text("0 13 24 36\n" * 5)
+    run_update(update, settings=home_settings, store=songs.store, encoder=MetadataEncoder(title_model=fake_title_model), show_progress=False)
+    after = songs.similar(0, limit=47, evidence="coplay")
+    assert {13, 24, 36} <= set(after.ids) - set(before.ids)
+    assert {r.song_id: r.coplays for r in after}[13] == 5
+    assert songs.store.count(W2V_ALIAS) == songs.store.count(META_ALIAS) == 48
+    songs.close()
