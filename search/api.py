@@ -79,16 +79,18 @@ def _check_weights(weights: Mapping[str, float] | None, bridge: bool = False) ->
 
 
 def _context_ids(values: Sequence) -> tuple[list[int], list]:
-    """(valid ids, ids beyond any song id): the latter are reported as unknown, like absent ones."""
-    valid, beyond = [], []
+    """(valid ids, every value as given: its id, or the value itself when beyond any song id);
+    the latter are reported as unknown, like absent ones, in the order given."""
+    valid, given = [], []
     for value in values:
         try:
             valid.append(song_id(value, argument="context"))
+            given.append(valid[-1])
         except ArgumentError:
             raise
         except SongSearchError:
-            beyond.append(value)
-    return valid, beyond
+            given.append(value)
+    return valid, given
 
 
 class SongSearch:
@@ -160,6 +162,11 @@ class SongSearch:
         hits = sorted(self.store.search(self._w2v, request), key=lambda h: (-h.score, h.song_id))  # ties in id order
         return core.w2v_sources(request, label), hits
 
+    def _meta_hits(self, vector, depth: int, flt: PayloadFilter) -> list[Hit]:
+        """songs_meta's nearest points to ``vector``, ties in id order (as on the songs_w2v side)."""
+        hits = self.store.search(self._meta, Search((Nearest(vector),), depth, flt))
+        return sorted(hits, key=lambda h: (-h.score, h.song_id))
+
     def _results(self, hits: Sequence[Hit], sources: Mapping[int, tuple[str, ...]], probe: core.Probe | None) -> tuple[Result, ...]:
         return tuple(core.with_evidence(self.store, self._w2v, hits, sources, probe))
 
@@ -205,7 +212,7 @@ class SongSearch:
             raise SongSearchError(f"unknown song id {song}")
         flt = self.payload_filter(artist, collection=self._meta).without_ids([song])
         depth = fu.candidates(limit)
-        lists = {"meta": (("meta",), self.store.search(self._meta, Search((Nearest(meta_point.vector),), depth, flt)))}
+        lists = {"meta": (("meta",), self._meta_hits(meta_point.vector, depth, flt))}
         w2v_point = self.store.retrieve(self._w2v, [song], with_vectors=True).get(song)
         if w2v_point is not None:
             probe, label = core.probe_of(w2v_point), "w2v"
@@ -240,8 +247,8 @@ class SongSearch:
         _check_limit(limit)
         _check_method(method)
         title, artist = (title or "").strip(), (artist or "").strip()
-        context, out_of_range = _context_ids(context)
-        if not context and not out_of_range and not title and not artist:
+        context, given = _context_ids(context)
+        if not given and not title and not artist:
             raise ArgumentError("context", "or title/artist: give the songs the new song was played with, or its metadata")
         self._pin()
         flt = self.payload_filter(only_artist, "only_artist", self._meta if (title or artist) else self._w2v)
@@ -249,9 +256,9 @@ class SongSearch:
         lists: dict[str, tuple[tuple[str, ...], list[Hit]]] = {}
         skipped: tuple[str, ...] = ()
         probe = None
-        if context or out_of_range:
+        if given:
             found = self.store.retrieve(self._w2v, context, with_vectors=True) if context else {}
-            unknown = out_of_range + [c for c in context if c not in found]
+            unknown = [c for c in given if c not in found]  # in the order given
             if unknown:
                 skipped = (f"unknown context song id(s): {', '.join(map(str, unknown))}",)
             if not found:
@@ -261,7 +268,7 @@ class SongSearch:
         bridge = False
         if title or artist:
             query = self.encoder.encode([title], [artist])[0]
-            lists["meta"] = (("meta",), self.store.search(self._meta, Search((Nearest(query),), depth, flt.without_ids(context))))
+            lists["meta"] = (("meta",), self._meta_hits(query, depth, flt.without_ids(context)))
             if probe is None:
                 probe = core.bridge_probe(self.store, self._w2v, self._meta, query, context)
                 if probe is not None:

@@ -125,7 +125,7 @@ def test_hybrid_weights_shift_the_answer_towards_a_side(songs):
         (dict(context=[1], title="t", weights={"w2v": -1}), "weights", "must be between 0 and"),
         (dict(context=[1], title="t", weights={"meta": math.inf}), "weights", "must be between 0 and"),
         (dict(context=[1], title="t", weights={"x": 1}), "weights", "unknown side"),
-        (dict(context=[1], method="max"), "method", "unknown method 'max'"),
+        (dict(context=[1], method="max"), "method", "unknown fusion 'max'"),
         (dict(context=[1], limit=0), "limit", "must be at least 1"),
         (dict(context=[1], only_artist="  "), "only_artist", "is empty"),
     ],
