@@ -32,10 +32,12 @@ title-embedding cache), with the default settings and the embedded store.
   the same data (quality gate included; titles from the cache; `songs_meta` copied from the live
   version). The update adds 300 playlists resampled from the dataset, each with one of 10 new songs.
 - In-process: 200 seeded random songs of `songs_w2v`, after one warm-up call; `--artist` is the
-  query song's own artist; metadata cold start uses real titles and artists.
-- Recall: answers served through the HNSW index against exact search (measured on the version
-  live at the end, which the update derived), for songs drawn uniformly and weighted by plays.
-  Barely played songs have barely trained vectors that the index reaches poorly.
+  query song's own artist; metadata cold start uses real titles and artists. `similar --id` is the
+  default answer: one Qdrant query fusing Word2Vec and co-play evidence.
+- Recall: served answers against exact search, on the version live at the end (which the update
+  derived), for songs drawn uniformly and weighted by plays: each collection's dense vector alone,
+  and the default `similar` request (both prefetches) with exact search. songs_w2v has no HNSW
+  graph (search/contract.py `INDEXES`): its answers are exact by construction.
 - Fresh process: the `search` command, wall time.
 """
 ROOT = Path(__file__).resolve().parents[1]

@@ -153,7 +153,7 @@ class SongSearch:
         if song in found:
             return found[song]
         if self.store.retrieve(self._meta, [song]):
-            raise SongSearchError(f"song {song} is in no playlist the model was trained on: try --hybrid or `search cold-start`")
+            raise SongSearchError(f"song {song} is in no playlist the model was trained on: ask the hybrid or cold start")
         raise SongSearchError(f"unknown song id {song}")
 
     def _w2v_answer(self, probe: core.Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", label: str = "w2v", fusion: EvidenceFusion = DEFAULT_FUSION) -> tuple[tuple[str, ...], list[Hit]]:
