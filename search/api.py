@@ -168,6 +168,12 @@ class SongSearch:
             raise ArgumentError(argument, f"must be a song id or a name, got {song!r}")
         return find.resolve_song(self.store, self._meta, song, by, argument).song_id
 
+    def song_named(self, name: str, by: str | None = None) -> int:
+        """The id of the song a name means (also a name of digits: "1979"): the best ``songs``
+        match, by the artist ``by`` if given; no match is an error."""
+        self._pin()
+        return find.resolve_song(self.store, self._meta, name, by, "song").song_id
+
     def _resolve_all(self, songs: Sequence, argument: str) -> tuple[list[int], list]:
         """Ids and names (each resolved) -> (ids, all in the order given: ids beyond any song id too)."""
         if isinstance(songs, (str, int)):
@@ -299,17 +305,18 @@ class SongSearch:
         artist: str | None = None,
         method: FusionMethod = "rrf",
         weights: Mapping[str, float] | None = None,
+        filters: Filters | None = None,
     ) -> Answer:
         """The songs_w2v answer fused with the song's metadata neighbours in songs_meta
         (``method`` rrf or dbsf, ``weights`` per side: ``{"w2v": 1, "meta": 0.5}``)."""
         _check_limit(limit)
         _check_method(method)
-        song = song_id(song)
         self._pin()
+        song = self._resolve(song)
         meta_point = self.store.retrieve(self._meta, [song], with_vectors=True).get(song)
         if meta_point is None:
             raise SongSearchError(f"unknown song id {song}")
-        flt = self.payload_filter(artist, collection=self._meta).without_ids([song])
+        flt = self.payload_filter(artist, collection=self._meta, filters=filters).without_ids([song])
         depth = fu.candidates(limit)
         lists = {"meta": (("meta",), self.store.search(self._meta, Search((Nearest(meta_point.vector),), depth, flt)))}
         w2v_point = self.store.retrieve(self._w2v, [song], with_vectors=True).get(song)
@@ -320,7 +327,7 @@ class SongSearch:
         if probe is not None:
             lists["w2v"] = self._w2v_answer(probe, depth, flt, label=label)
         fused, sources = core.fuse_lists(lists, limit, method, _check_weights(weights, bridge=label == "bridge"))
-        return Answer(self._results(fused, sources, probe))
+        return Answer(self._results(fused, sources, probe), query=f"Songs like {find.label(song, meta_point.payload)} (hybrid)")
 
     def cold_start(
         self,
