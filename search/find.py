@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Sequence
 
 from search.contract import NAME_FIELD, W2V_ALIAS, ArgumentError, SongSearchError, artist_key, fold_text
@@ -117,12 +117,15 @@ def find_songs(reader: Reader, collection: str, text: str, limit: int, flt: Payl
 
 
 def resolve_song(reader: Reader, collection: str, name: str, by: str | None = None, argument: str = "song") -> Hit:
-    """The song a name means: the best ``find_songs`` match (by the artist ``by``, if given)."""
-    flt = PayloadFilter(artist_key=artist_key(by)) if by else None
+    """The song a name means: the best ``find_songs`` match holding every word of the name
+    (by the artist ``by``, if given); none is an error naming the best partial match."""
     if by is not None and not artist_key(by):
         raise ArgumentError("by", "is empty")
-    hits = find_songs(reader, collection, name, 1, flt, argument)
+    flt = PayloadFilter(artist_key=artist_key(by) if by else None)
+    hits = find_songs(reader, collection, name, 1, replace(flt, name_words=fold_text(name)), argument)
     if not hits:
         shown = name if len(name) <= 60 else name[:57] + "..."
-        raise SongSearchError(f"no song matches {shown!r}" + (f" by {by!r}" if by else ""))
+        near = find_songs(reader, collection, name, 1, flt or None, argument)
+        hint = f": did you mean {label(near[0].song_id, near[0].payload)}?" if near else ""
+        raise SongSearchError(f"no song matches {shown!r}" + (f" by {by!r}" if by else "") + hint)
     return hits[0]

@@ -51,13 +51,15 @@ class PayloadFilter:
     tags: tuple[str, ...] = ()
     #: none of these artist keys
     exclude_artists: frozenset[str] = field(default_factory=frozenset)
+    #: every one of these words in the full-text indexed name field (contract.NAME_FIELD)
+    name_words: str | None = None
 
     def without_ids(self, ids) -> "PayloadFilter":
         return replace(self, exclude_ids=self.exclude_ids | frozenset(int(i) for i in ids))
 
     def __bool__(self) -> bool:
         return any((self.artist_key is not None, self.min_plays is not None, self.max_plays is not None,
-                    self.exclude_ids, self.tags, self.exclude_artists))
+                    self.exclude_ids, self.tags, self.exclude_artists, self.name_words))
 
 
 @dataclass(frozen=True)

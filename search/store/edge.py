@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
+from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
 from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store
 
 UPSERT_BATCH = 2000
@@ -36,6 +36,8 @@ def _edge_filter(flt: PayloadFilter | None):
     if flt.artist_key is not None:
         must.append(qe.FieldCondition(key="artist_key", match=qe.MatchValue(flt.artist_key)))
     must.extend(qe.FieldCondition(key="tags", match=qe.MatchValue(tag)) for tag in flt.tags)
+    if flt.name_words:
+        must.append(qe.FieldCondition(key=NAME_FIELD, match=qe.MatchText(flt.name_words)))
     if flt.min_plays is not None or flt.max_plays is not None:
         low, high = (None if v is None else float(v) for v in (flt.min_plays, flt.max_plays))
         must.append(qe.FieldCondition(key="plays", range=qe.RangeFloat(gte=low, lte=high)))

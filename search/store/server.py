@@ -14,7 +14,7 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from search.contract import index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
+from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
 from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store
 
 UPSERT_BATCH = 1000
@@ -27,6 +27,8 @@ def _client_filter(flt: PayloadFilter | None) -> qm.Filter | None:
     if flt.artist_key is not None:
         must.append(qm.FieldCondition(key="artist_key", match=qm.MatchValue(value=flt.artist_key)))
     must.extend(qm.FieldCondition(key="tags", match=qm.MatchValue(value=tag)) for tag in flt.tags)
+    if flt.name_words:
+        must.append(qm.FieldCondition(key=NAME_FIELD, match=qm.MatchText(text=flt.name_words)))
     if flt.min_plays is not None or flt.max_plays is not None:
         must.append(qm.FieldCondition(key="plays", range=qm.Range(gte=flt.min_plays, lte=flt.max_plays)))
     must_not = [qm.HasIdCondition(has_id=sorted(flt.exclude_ids))] if flt.exclude_ids else []
