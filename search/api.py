@@ -160,19 +160,21 @@ class SongSearch:
             return PayloadFilter()
         return find.build_filter(self.store, collection or self._w2v, self._meta, filters, argument)
 
-    def _resolve(self, song, by: str | None = None, argument: str = "song") -> int:
-        """A song id, or the id of the best ``songs`` match for a name (by the artist ``by``)."""
+    def _resolve(self, song, by: str | None = None, argument: str = "song", trained: bool = True) -> int:
+        """A song id, or the id of the best match for a name (by the artist ``by``): among the
+        trained songs (songs_w2v, where the query needs a Word2Vec vector: one collection
+        opened, and never a match the model cannot answer for), else among all (songs_meta)."""
         if _is_id(song) and by is None:
             return song_id(song, argument)
         if not isinstance(song, str):
             raise ArgumentError(argument, f"must be a song id or a name, got {song!r}")
-        return find.resolve_song(self.store, self._meta, song, by, argument).song_id
+        return find.resolve_song(self.store, self._w2v if trained else self._meta, song, by, argument).song_id
 
-    def song_named(self, name: str, by: str | None = None) -> int:
-        """The id of the song a name means (also a name of digits: "1979"): the best ``songs``
-        match, by the artist ``by`` if given; no match is an error."""
+    def song_named(self, name: str, by: str | None = None, trained: bool = True) -> int:
+        """The id of the song a name means (also a name of digits: "1979"), as :meth:`similar`
+        (``trained``) or :meth:`similar_hybrid` resolve it; no match is an error."""
         self._pin()
-        return find.resolve_song(self.store, self._meta, name, by, "song").song_id
+        return find.resolve_song(self.store, self._w2v if trained else self._meta, name, by, "song").song_id
 
     def _resolve_all(self, songs: Sequence, argument: str) -> tuple[list[int], list]:
         """Ids and names (each resolved) -> (ids, all in the order given: ids beyond any song id too)."""
@@ -312,7 +314,7 @@ class SongSearch:
         _check_limit(limit)
         _check_method(method)
         self._pin()
-        song = self._resolve(song)
+        song = self._resolve(song, trained=False)
         meta_point = self.store.retrieve(self._meta, [song], with_vectors=True).get(song)
         if meta_point is None:
             raise SongSearchError(f"unknown song id {song}")

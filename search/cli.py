@@ -151,7 +151,7 @@ def similar(ctx, song, name, by, limit, artist, evidence, hybrid, method, weight
         raise click.UsageError(f"{given(('--evidence', 'evidence'), ('--per-artist', 'per_artist'), ('--diversity', 'diversity'))[0]} goes without --hybrid")
     filters = _filters(None, tags, exclude_artists, min_plays, max_plays)
     with SongSearch() as search:
-        song = song if name is None else search.song_named(name, by)
+        song = song if name is None else search.song_named(name, by, trained=not hybrid)
         if hybrid:
             answer = search.similar_hybrid(song, limit=limit, artist=artist, method=method, weights=weights, filters=filters)
         else:

@@ -50,6 +50,9 @@ class IndexSettings:
     hnsw_ef: int = 128
     #: below this many KB of vectors, a filtered search scans exactly (an artist has few songs)
     full_scan_threshold: int = 1000
+    #: below this many matching points, a filtered sparse search scores each point's sparse vector
+    #: instead of reading the inverted index (Qdrant's default: 5000)
+    sparse_full_scan_threshold: int = 5000
     #: store the dense vectors as float16 (half the memory an exact scan reads)
     float16: bool = False
     #: vectors (KB) a segment holds before the optimizer builds its index
@@ -64,7 +67,9 @@ class IndexSettings:
 #: which an HNSW graph finds few of the true neighbours (benchmarks/bench.py measures recall);
 #: an exact scan of float16 vectors costs about as much as a wide HNSW search.  songs_meta's
 #: MiniLM vectors suit HNSW.
-INDEXES = {W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True), META_ALIAS: IndexSettings(hnsw_ef=256)}
+#: A co-play query reads the posting lists of the query song's playlists, a few thousand entries:
+#: cheaper than scoring the sparse vectors of thousands of songs a tag or plays filter keeps.
+INDEXES = {W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, sparse_full_scan_threshold=100), META_ALIAS: IndexSettings(hnsw_ef=256)}
 
 
 def index_settings(collection: str) -> IndexSettings:

@@ -134,7 +134,7 @@ class EdgeStore(Store):
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
         config = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype),
-            sparse_vectors={v: qe.EdgeSparseVectorParams() for v in sparse_vectors} or None,
+            sparse_vectors={v: qe.EdgeSparseVectorParams(full_scan_threshold=index.sparse_full_scan_threshold) for v in sparse_vectors} or None,
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(
                 m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold

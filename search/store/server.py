@@ -99,7 +99,9 @@ class ServerStore(Store):
             vectors_config=qm.VectorParams(
                 size=dim, distance=qm.Distance.COSINE, datatype=qm.Datatype.FLOAT16 if index.float16 else None
             ),
-            sparse_vectors_config={v: qm.SparseVectorParams() for v in sparse_vectors} or None,
+            sparse_vectors_config={
+                v: qm.SparseVectorParams(index=qm.SparseIndexParams(full_scan_threshold=index.sparse_full_scan_threshold)) for v in sparse_vectors
+            } or None,
             hnsw_config=qm.HnswConfigDiff(
                 m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold
             ),
