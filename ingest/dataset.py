@@ -16,7 +16,6 @@ or empty required file is an error.
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import urllib.error
 import urllib.request
@@ -51,21 +50,12 @@ def count_plays(playlists: list[list[int]]) -> Counter:
 class Catalogue:
     """What the payloads are made of: every song's metadata and its play count.
 
-    Saved beside each trained model, so that ``ingest --update`` can extend it.
+    Saved beside each trained model (:class:`ingest.model_dir.ModelDir`), so that
+    ``ingest --update`` can extend it.
     """
 
     songs: dict[int, Song]
     plays: Counter
-
-    def save(self, path: Path) -> None:
-        data = {str(i): [s.title, s.artist, s.tags, self.plays.get(i, 0)] for i, s in self.songs.items()}
-        path.write_text(json.dumps(data, ensure_ascii=False))
-
-    @classmethod
-    def load(cls, path: Path) -> "Catalogue":
-        data = json.loads(path.read_text())
-        songs = {int(i): Song(title, artist, tags) for i, (title, artist, tags, _) in data.items()}
-        return cls(songs, Counter({int(i): row[3] for i, row in data.items() if row[3]}))
 
 
 @dataclass

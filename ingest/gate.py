@@ -125,6 +125,8 @@ def quality_gate(
         passed, reason = False, f"Word2Vec alone: {metric} {w2v_value:.4f} does not beat max(popularity, chance) ({floor:.4f}) by {FLOOR_LIFT:.0%}"
     elif comparable and value < live_value * (1 - margin):
         passed, reason = False, f"{metric} {value:.4f} is {-change:.1%} below the live version's {live_value:.4f} (allowed: {margin:.0%})"
+    elif comparable and w2v_value < float(live_metrics.get(f"w2v_coplay@{k}", 0.0)) * (1 - margin):
+        passed, reason = False, f"Word2Vec alone: {metric} {w2v_value:.4f} is more than {margin:.0%} below the live version's {float(live_metrics[f'w2v_coplay@{k}']):.4f}"
     elif comparable:
         passed, reason = True, f"{metric} {value:.4f} vs live {live_value:.4f} ({change:+.1%}, allowed drop {margin:.0%})"
     else:

@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import json
 import os
-from dataclasses import asdict, dataclass, fields, replace
-from pathlib import Path
+from dataclasses import dataclass, fields, replace
 
-import numpy as np
 from gensim.models import Word2Vec
 from gensim.models.callbacks import CallbackAny2Vec
-
-from search.contract import SongSearchError
 
 
 @dataclass(frozen=True)
@@ -108,31 +103,3 @@ def continue_training(model: Word2Vec, playlists: list[list[int]], progress=None
     finally:
         model.sample = corpus_sample  # the saved model keeps its own setting
     return trained, raw
-
-
-def song_vectors(model: Word2Vec) -> tuple[np.ndarray, np.ndarray]:
-    """(song ids, input vectors) of every song in the vocabulary, ids ascending."""
-    ids = np.array([int(word) for word in model.wv.index_to_key], dtype=np.int64)
-    order = np.argsort(ids)
-    return ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]
-
-
-def save_model(model: Word2Vec, settings: W2VSettings, fingerprint: str, directory: Path) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    model.save(str(directory / "w2v.model"))
-    (directory / "settings.json").write_text(
-        json.dumps({"settings": asdict(settings), "data_fingerprint": fingerprint}, indent=1)
-    )
-    return directory
-
-
-def load_model(directory: Path) -> tuple[Word2Vec, W2VSettings, str]:
-    try:
-        meta = json.loads((directory / "settings.json").read_text())
-        model = Word2Vec.load(str(directory / "w2v.model"))
-        settings = W2VSettings(**{"sample_plays": None, **meta["settings"]})  # older files: sample as saved
-    except FileNotFoundError as exc:
-        raise SongSearchError(f"saved model in {directory} is missing {Path(exc.filename).name}") from None
-    except Exception as exc:  # noqa: BLE001 - pickle, json and numpy errors alike
-        raise SongSearchError(f"saved model in {directory} is unreadable ({type(exc).__name__}): retrain with `ingest --data`") from None
-    return model, settings, meta["data_fingerprint"]

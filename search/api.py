@@ -99,16 +99,18 @@ def _is_id(value) -> bool:
 
 
 def _context_ids(values: Sequence, argument: str = "context") -> tuple[list[int], list]:
-    """(valid ids, ids beyond any song id): the latter are reported as unknown, like absent ones."""
-    valid, beyond = [], []
+    """(valid ids, every value as given: its id, or the value itself when beyond any song id);
+    the latter are reported as unknown, like absent ones, in the order given."""
+    valid, given = [], []
     for value in values:
         try:
             valid.append(song_id(value, argument=argument))
+            given.append(valid[-1])
         except ArgumentError:
             raise
         except SongSearchError:
-            beyond.append(value)
-    return valid, beyond
+            given.append(value)
+    return valid, given
 
 
 class SongSearch:
@@ -207,6 +209,11 @@ class SongSearch:
             return hits if diversity else sorted(hits, key=lambda h: (-h.score, h.song_id))
 
         return core.w2v_sources(request, label), core.capped(run, limit, per_artist)
+
+    def _meta_hits(self, vector, depth: int, flt: PayloadFilter) -> list[Hit]:
+        """songs_meta's nearest points to ``vector``, ties in id order (as on the songs_w2v side)."""
+        hits = self.store.search(self._meta, Search((Nearest(vector),), depth, flt))
+        return sorted(hits, key=lambda h: (-h.score, h.song_id))
 
     def _results(self, hits: Sequence[Hit], sources: Mapping[int, tuple[str, ...]], probe: core.Probe | None) -> tuple[Result, ...]:
         return tuple(core.with_evidence(self.store, self._w2v, hits, sources, probe))
@@ -320,7 +327,7 @@ class SongSearch:
             raise SongSearchError(f"unknown song id {song}")
         flt = self.payload_filter(artist, collection=self._meta, filters=filters).without_ids([song])
         depth = fu.candidates(limit)
-        lists = {"meta": (("meta",), self.store.search(self._meta, Search((Nearest(meta_point.vector),), depth, flt)))}
+        lists = {"meta": (("meta",), self._meta_hits(meta_point.vector, depth, flt))}
         w2v_point = self.store.retrieve(self._w2v, [song], with_vectors=True).get(song)
         if w2v_point is not None:
             probe, label = core.probe_of(w2v_point), "w2v"
@@ -389,7 +396,7 @@ class SongSearch:
                 label = "bridge" if bridge else "context"
                 lists["w2v"] = self._w2v_answer(probe, depth, flt.without_ids(found), label=label, diversity=diversity)
             if query is not None:
-                lists["meta"] = (("meta",), self.store.search(self._meta, Search((Nearest(query),), depth, flt.without_ids(context))))
+                lists["meta"] = (("meta",), self._meta_hits(query, depth, flt.without_ids(context)))
             if len(lists) == 1:
                 ((sources, hits),) = lists.values()
                 found_by.update((h.song_id, sources) for h in hits)

@@ -21,9 +21,10 @@ ALIASES = (W2V_ALIAS, META_ALIAS)
 VERSION_SEPARATOR = "__"
 
 #: songs_w2v's named sparse vector: the training playlists a song was played in
-#: (dimension = playlist number, value = 1 / sqrt(its playlist count), so that the
-#: dot product of two songs is the cosine of their playlist co-membership).  The
-#: Word2Vec vector stays the collection's default (unnamed) dense vector.
+#: (dimension = playlist number, value = 1 / sqrt(its playlist count), times a per-song
+#: tie-break factor within a millionth of 1), so that the dot product of two songs is the
+#: cosine of their playlist co-membership.  The Word2Vec vector stays the collection's
+#: default (unnamed) dense vector.
 COPLAY_VECTOR = "coplay"
 
 #: Payload fields with a keyword index (where the backend has indexes).

@@ -208,8 +208,9 @@ def test_cli_cold_start_metadata_table(cli_home, monkeypatch):
     result = CliRunner().invoke(search_cli, ["cold-start", "--title", "metal thunder song 99", "--artist", "Iron Maiden", "--limit", "4"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split()[:2] == ["rank", "song"] and len(lines) == 2 + 4
-    assert {int(line.split()[1]) for line in lines[2:]} <= cli_home.group(0)
+    assert lines[0] == "Songs for a new song titled 'metal thunder song 99', by 'Iron Maiden'"
+    assert lines[1].split()[:2] == ["rank", "song"] and len(lines) == 1 + 2 + 4
+    assert {int(line.split()[1]) for line in lines[3:]} <= cli_home.group(0)
 
 
 def test_cli_hybrid_similar(cli_home):

@@ -6,16 +6,17 @@ import os
 import signal
 import subprocess
 import sys
-import textwrap
 
 import pytest
 from click.testing import CliRunner
 
 from ingest import publish as pub
 from ingest.cli import cli as ingest_cli
+from ingest.collections import tie_break
+from ingest.model_dir import ModelDir
 from ingest.pipeline import run_update
 from search.api import SongSearch
-from search.contract import META_ALIAS, W2V_ALIAS, SongSearchError
+from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, SongSearchError
 from search.encoder import MetadataEncoder
 from search.store import open_store
 from search.store.edge import EdgeStore
@@ -27,7 +28,13 @@ def fake_encoder():
 
 
 def all_points(store, alias, ids):
-    return store.payloads(alias, ids), {i: v.round(5).tolist() for i, v in store.vectors(alias, ids).items()}
+    """Payloads, dense vectors and named sparse vectors of the points of those ids."""
+    points = store.retrieve(alias, ids, with_vectors=True)
+    return (
+        {i: p.payload for i, p in points.items()},
+        {i: p.vector.round(5).tolist() for i, p in points.items()},
+        {i: {n: (v.indices.tolist(), v.values.tolist()) for n, v in p.sparse.items()} for i, p in points.items()},
+    )
 
 
 def answer(store, settings):
@@ -51,6 +58,8 @@ def test_reingest_of_the_same_data_is_identical_and_copies_unchanged_metadata(pl
     after = {alias: all_points(store, alias, ids) for alias in (W2V_ALIAS, META_ALIAS)}
     assert second.version != first.version
     assert after == before  # same data, same seed, one worker: same payloads, vectors and ids
+    assert len(before[W2V_ALIAS][0]) == len(before[META_ALIAS][0]) == 48
+    assert all(COPLAY_VECTOR in sparse for sparse in before[W2V_ALIAS][2].values())
     if isinstance(store, EdgeStore):  # the embedded store copies unchanged collections
         assert second.written == {W2V_ALIAS: 0, META_ALIAS: 0}
     else:
@@ -92,9 +101,11 @@ from search.store.edge import EdgeStore
 from tests.conftest import TEST_W2V, PlantedData, ingest_planted
 from search.contract import Settings
 real = EdgeStore.upsert
+home_store = Settings.from_env().embedded_dir
 def upsert_then_die(self, name, *a, **kw):
     real(self, name, *a, **kw)
-    os.kill(os.getpid(), signal.SIGKILL)
+    if self.root == home_store:  # not the quality gate's throwaway store: the new version's collection
+        os.kill(os.getpid(), signal.SIGKILL)
 EdgeStore.upsert = upsert_then_die
 # another seed, so that the new Word2Vec vectors must be written
 ingest_planted(PlantedData({data!r}, {{}}, {{}}), Settings.from_env(), w2v=TEST_W2V.with_options(seed=21))
@@ -171,8 +182,42 @@ def test_update_makes_a_new_song_searchable_with_sensible_neighbours(planted, ho
     assert report.playlists == 20
     neighbours = SongSearch(store=store, settings=home_settings).similar(48, limit=5)
     assert {r.song_id for r in neighbours} <= planted.group(0)
-    assert store.payloads(W2V_ALIAS, [48])[48]["plays"] == 20
+    assert store.retrieve(W2V_ALIAS, [48])[48].payload["plays"] == 20
     assert len(pub.versions(store)) == 2
+
+
+def test_update_changes_the_coplay_evidence_of_the_songs_it_touches(planted, home_settings, store, tmp_path):
+    """New playlists put song A with song B, never played together before: afterwards the
+    co-play evidence of A lists B, and A's stored co-play vector has the new playlists as
+    new dimensions (numbered after the training playlists), valued as ingest values them."""
+    a, b = 0, 13
+    assert planted.group_of[a] != planted.group_of[b] and planted.coplays(a, b) == 0
+    ingest_planted(planted, home_settings, store)
+    songs = SongSearch(store=store, settings=home_settings)
+    before = songs.similar(a, limit=47, evidence="coplay")
+    assert b not in before.ids
+    old = store.retrieve(W2V_ALIAS, [a], with_vectors=True)[a].sparse[COPLAY_VECTOR]
+    trained = len(planted.playlists())
+    assert sorted(old.indices.tolist()) == old.indices.tolist() and len(old) == planted.plays(a)
+    assert max(old.indices.tolist()) < trained
+
+    update = [[a, b, 24], [5, b, a], [b, 25, 26]]  # the last one does not play A
+    (tmp_path / "update.txt").write_text("".join(" ".join(map(str, p)) + "\n" for p in update))
+    report = run_update(tmp_path / "update.txt", settings=home_settings, store=store, encoder=fake_encoder(), show_progress=False)
+    assert report.playlists == len(update)
+
+    after = songs.similar(a, limit=47, evidence="coplay")
+    found = {r.song_id: r for r in after}
+    assert b in found and found[b].coplays == 2 and found[b].coplays >= 1
+    assert found[b].sources == ("coplay",)
+    new = store.retrieve(W2V_ALIAS, [a], with_vectors=True)[a].sparse[COPLAY_VECTOR]
+    added = [trained + n for n, p in enumerate(update) if a in p]
+    assert new.indices.tolist() == old.indices.tolist() + added  # the old playlists keep their numbers
+    expected = (len(new) ** -0.5) * tie_break(a)
+    assert new.values.tolist() == pytest.approx([expected] * len(new), rel=1e-6)
+    assert store.retrieve(W2V_ALIAS, [a])[a].payload["plays"] == planted.plays(a) + len(added)
+    untouched = store.retrieve(W2V_ALIAS, [47], with_vectors=True)[47].sparse[COPLAY_VECTOR]
+    assert max(untouched.indices.tolist()) < trained  # a song no new playlist plays keeps its dimensions
 
 
 @pytest.mark.parametrize("problem", ["unknown_ids", "empty", "corrupt_model", "disk_full"])
@@ -196,7 +241,7 @@ def test_bad_updates_are_one_line_errors_and_leave_the_live_version(planted, hom
         def full_disk(*a, **kw):
             raise OSError(errno.ENOSPC, "No space left on device")
 
-        monkeypatch.setattr("ingest.pipeline.save_model", full_disk)
+        monkeypatch.setattr(ModelDir, "save_model", full_disk)
     monkeypatch.setattr("ingest.pipeline.MetadataEncoder", lambda cache=None: MetadataEncoder(fake_title_model, cache))
     result = CliRunner().invoke(ingest_cli, args)
     lines = result.output.strip().splitlines()
@@ -235,10 +280,10 @@ def test_the_quality_gate_refuses_a_clearly_worse_model_unless_forced(planted, h
 
 def test_an_update_trains_on_every_play_of_its_playlists(planted, home_settings):
     """The corpus-sized down-sampling would drop most plays of a small update."""
-    from ingest.train import continue_training, load_model
+    from ingest.train import continue_training
 
     live = ingest_planted(planted, home_settings).version
-    model, _, _ = load_model(home_settings.models_dir / live)
+    model, _, _ = ModelDir(home_settings.models_dir / live).load_model()
     playlists = [[0, 1, 2, 3, 48], [4, 5, 6, 48], [0, 2, 4, 6, 48]] * 5
     trained, raw = continue_training(model, playlists)
     assert trained == raw == sum(map(len, playlists)) * model.epochs
@@ -271,8 +316,8 @@ def test_lost_aliases_keep_the_versions_and_rollback_restores_the_newest(planted
 def test_a_long_lived_reader_lets_go_of_old_versions(planted, home_settings):
     ingest_planted(planted, home_settings)
     songs = SongSearch(settings=home_settings)
-    songs.similar(0, limit=3, hybrid=True)
+    songs.similar_hybrid(0, limit=3)
     ingest_planted(planted, home_settings, w2v=TEST_W2V.with_options(seed=4))
-    songs.similar(0, limit=3, hybrid=True)
+    songs.similar_hybrid(0, limit=3)
     assert set(songs.store._shards) == set(songs.store.aliases().values())
     songs.close()

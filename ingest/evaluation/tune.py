@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Callable
 
 from ingest.dataset import Dataset, load_dataset
+from ingest.evaluation.baselines import RP3Beta
 from ingest.evaluation.metrics import HEADLINE_K, METRICS, score
 from ingest.evaluation.served import ServedModel
 from ingest.evaluation.split import EvalData, prepare
@@ -40,6 +41,8 @@ RRF_KS = (10, 30, 60, 100)
 #: coplay_weight / w2v_weight
 RATIOS = (0.5, 1.0, 1.5, 2.0, 3.0)
 DEPTH_FACTORS = (1.0, 2.0)
+#: RP3beta (alpha, beta) scored beside the fusions; the report shows the best by coplay@10
+RP3BETA_GRID = tuple((alpha, beta) for alpha in (0.5, 1.0) for beta in (0.0, 0.25, 0.5, 0.75))
 
 #: (parameter, candidate values), in the order the Word2Vec coordinate search visits them:
 #: cheap, high-impact parameters first, costly ones last.
@@ -130,6 +133,10 @@ def tune_fusion(dataset: Dataset, out: str | Path | None = None, seed: int = TUN
             metrics = _metrics(served, lambda s, song, f=f: s.similar(song, limit=k, fusion=f))
             trials.append({"fusion": asdict(f), "depth": f.depth(k), "metrics": metrics, "seconds": round(time.perf_counter() - t, 2)})
             say(f"[{number}/{len(grid)}] {' '.join(_fusion_cells(f))}: coplay@{k} {metrics['coplay']:.4f}")
+    for alpha, beta in RP3BETA_GRID:  # the baseline gets the same chance to be tuned
+        rp3 = RP3Beta(data.train, data.size, alpha, beta)
+        row = score("rp3beta", rp3.top(data.queries.song, k, data.pool), data, data.queries, (k,))
+        references[f"RP3beta alpha {alpha} beta {beta}"] = {m: round(float(row.at(m, k)), 4) for m in METRICS}
     current = trials[0]
     allowed = [t for t in trials if t["metrics"]["tags"] >= current["metrics"]["tags"] - TAG_TOLERANCE]
     best = max(allowed, key=lambda t: (t["metrics"]["coplay"], t["metrics"]["hit"]))
@@ -155,7 +162,7 @@ def fusion_table(result: dict) -> str:
         _fusion_cells(EvidenceFusion(**t["fusion"])) + [f"{t['metrics'][m]:.4f}" for m in METRICS] + [mark.get(id(t), "")]
         for t in sorted(result["trials"], key=lambda t: -t["metrics"]["coplay"])
     ]
-    rows += [[f"{e} only", "-", "-", "-", "-"] + [f"{m[x]:.4f}" for x in METRICS] + ["reference"] for e, m in result["references"].items()]
+    rows += [[e if e.startswith("RP3beta") else f"{e} only", "-", "-", "-", "-"] + [f"{m[x]:.4f}" for x in METRICS] + ["reference"] for e, m in result["references"].items()]
     k, best, current = result["k"], result["best"], result["current"]
     return "\n".join([
         format_table(["method", "k", "coplay:w2v", "depth x", "depth"] + [f"{m}@{k}" for m in METRICS] + [""], rows), "",

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, field, replace
-from typing import Literal, Mapping, Sequence
+from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -141,6 +141,19 @@ class Point:
         dense = vectors.get("")
         sparse = {name: Sparse.of(v.indices, v.values) for name, v in vectors.items() if name}
         return cls(int(record.id), record.payload, None if dense is None else np.asarray(dense, dtype=np.float32), sparse)
+
+
+def point_batches(ids, vectors: np.ndarray, payloads, sparse: Mapping[str, Sequence[Sparse]] | None, size: int, convert) -> Iterator[list[tuple]]:
+    """Points to upsert, ``size`` at a time, as (id, vector, payload): the dense vector as a list,
+    or ``{"": dense, name: convert(sparse), ...}`` when the point has non-empty sparse vectors."""
+    vectors = np.asarray(vectors, dtype=np.float32)
+    sparse = sparse or {}
+    for start in range(0, len(ids), size):
+        batch = []
+        for row, (song, dense, payload) in enumerate(zip(ids[start : start + size], vectors[start : start + size].tolist(), payloads[start : start + size]), start):
+            named = {name: convert(rows[row]) for name, rows in sparse.items() if len(rows[row])}
+            batch.append((int(song), {"": dense, **named} if named else dense, payload))
+        yield batch
 
 
 class Reader(ABC):

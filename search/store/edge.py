@@ -24,7 +24,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 2000
 
@@ -151,15 +151,8 @@ class EdgeStore(Store):
 
     def upsert(self, name: str, ids, vectors: np.ndarray, payloads, sparse=None) -> None:
         shard = self._shard(name)
-        vectors = np.asarray(vectors, dtype=np.float32)
-        sparse = sparse or {}
-        for start in range(0, len(ids), UPSERT_BATCH):
-            stop = start + UPSERT_BATCH
-            points = []
-            for row, (i, v, p) in enumerate(zip(ids[start:stop], vectors[start:stop].tolist(), payloads[start:stop]), start):
-                named = {n: _edge_vector(vs[row]) for n, vs in sparse.items() if len(vs[row])}
-                points.append(qe.Point(int(i), {"": v, **named} if named else v, p))
-            shard.update(qe.UpdateOperation.upsert_points(points))
+        for batch in point_batches(ids, vectors, payloads, sparse, UPSERT_BATCH, _edge_vector):
+            shard.update(qe.UpdateOperation.upsert_points([qe.Point(i, v, p) for i, v, p in batch]))
 
     can_copy = True
 

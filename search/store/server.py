@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 1000
 
@@ -114,15 +114,8 @@ class ServerStore(Store):
 
     @_one_line_errors
     def upsert(self, name: str, ids, vectors: np.ndarray, payloads, sparse=None) -> None:
-        vectors = np.asarray(vectors, dtype=np.float32)
-        sparse = sparse or {}
-        for start in range(0, len(ids), UPSERT_BATCH):
-            stop = start + UPSERT_BATCH
-            points = []
-            for row, (i, v, p) in enumerate(zip(ids[start:stop], vectors[start:stop].tolist(), payloads[start:stop]), start):
-                named = {n: _client_vector(vs[row]) for n, vs in sparse.items() if len(vs[row])}
-                points.append(qm.PointStruct(id=int(i), vector={"": v, **named} if named else v, payload=p))
-            self.client.upsert(name, points=points, wait=True)
+        for batch in point_batches(ids, vectors, payloads, sparse, UPSERT_BATCH, _client_vector):
+            self.client.upsert(name, points=[qm.PointStruct(id=i, vector=v, payload=p) for i, v, p in batch], wait=True)
 
     @_one_line_errors
     def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
