@@ -82,37 +82,6 @@ def _check_weights(weights: Mapping[str, float] | None, bridge: bool = False) ->
     return merged
 
 
-def _check_shape(per_artist: int | None, diversity: float | None) -> None:
-    if per_artist is not None and (isinstance(per_artist, bool) or not isinstance(per_artist, int) or per_artist < 1):
-        raise ArgumentError("per_artist", f"must be a whole number of at least 1, got {per_artist!r}")
-    if diversity is not None:
-        if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
-            raise ArgumentError("diversity", f"must be between 0 and 1, got {diversity!r}")
-
-
-def _is_id(value) -> bool:
-    """Whether a song is given by number (a bad number is an error, not a name to look up)."""
-    if not isinstance(value, str):
-        return True
-    text = value.strip().lstrip("+-")
-    return bool(text) and all(c.isdigit() or c in "._" for c in text) and any(c.isdigit() for c in text)
-
-
-def _context_ids(values: Sequence, argument: str = "context") -> tuple[list[int], list]:
-    """(valid ids, every value as given: its id, or the value itself when beyond any song id);
-    the latter are reported as unknown, like absent ones, in the order given."""
-    valid, given = [], []
-    for value in values:
-        try:
-            valid.append(song_id(value, argument=argument))
-            given.append(valid[-1])
-        except ArgumentError:
-            raise
-        except SongSearchError:
-            given.append(value)
-    return valid, given
-
-
 class SongSearch:
     def __init__(self, store: Reader | None = None, settings: Settings | None = None, encoder=None):
         self.settings = settings or Settings.from_env()
@@ -166,7 +135,7 @@ class SongSearch:
         """A song id, or the id of the best match for a name (by the artist ``by``): among the
         trained songs (songs_w2v, where the query needs a Word2Vec vector: one collection
         opened, and never a match the model cannot answer for), else among all (songs_meta)."""
-        if _is_id(song) and by is None:
+        if find.is_id(song) and by is None:
             return song_id(song, argument)
         if not isinstance(song, str):
             raise ArgumentError(argument, f"must be a song id or a name, got {song!r}")
@@ -182,8 +151,8 @@ class SongSearch:
         """Ids and names (each resolved) -> (ids, all in the order given: ids beyond any song id too)."""
         if isinstance(songs, (str, int)):
             songs = [songs]
-        given = list(dict.fromkeys(s if _is_id(s) else self._resolve(s, argument=argument) for s in songs))
-        ids, _ = _context_ids(given, argument)
+        given = list(dict.fromkeys(s if find.is_id(s) else self._resolve(s, argument=argument) for s in songs))
+        ids, _ = find.context_ids(given, argument)
         return ids, given
 
     def _labels(self, ids: Sequence[int], found=None) -> str:
@@ -256,7 +225,7 @@ class SongSearch:
         ``filters`` hold inside Qdrant; ``per_artist`` caps the songs of one artist and
         ``diversity`` (0 to 1) re-ranks by Qdrant's MMR."""
         _check_limit(limit)
-        _check_shape(per_artist, diversity)
+        find.check_shape(per_artist, diversity)
         if evidence not in core.EVIDENCE:
             raise ArgumentError("evidence", f"unknown evidence {evidence!r}: use one of {', '.join(core.EVIDENCE)}")
         self._pin()
@@ -283,7 +252,7 @@ class SongSearch:
         recommend query (best score) over the Word2Vec vectors, fused with the songs sharing
         most playlists with the likes; likes and dislikes are left out."""
         _check_limit(limit)
-        _check_shape(per_artist, diversity)
+        find.check_shape(per_artist, diversity)
         if evidence not in core.EVIDENCE:
             raise ArgumentError("evidence", f"unknown evidence {evidence!r}: use one of {', '.join(core.EVIDENCE)}")
         self._pin()
@@ -365,7 +334,7 @@ class SongSearch:
         """
         _check_limit(limit)
         _check_method(method)
-        _check_shape(per_artist, diversity)
+        find.check_shape(per_artist, diversity)
         title, artist = (title or "").strip(), (artist or "").strip()
         self._pin()
         context, given = self._resolve_all(context, "context")

@@ -15,7 +15,7 @@ import difflib
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from search.contract import NAME_FIELD, W2V_ALIAS, ArgumentError, SongSearchError, artist_key, fold_text
+from search.contract import NAME_FIELD, W2V_ALIAS, ArgumentError, SongSearchError, artist_key, fold_text, song_id
 from search.store import Hit, PayloadFilter, Reader
 
 #: tags read to suggest the nearest known ones (yes_complete has a few hundred)
@@ -32,6 +32,37 @@ class Filters:
     exclude_artists: Sequence[str] = ()
     min_plays: int | None = None
     max_plays: int | None = None
+
+
+def check_shape(per_artist: int | None, diversity: float | None) -> None:
+    if per_artist is not None and (isinstance(per_artist, bool) or not isinstance(per_artist, int) or per_artist < 1):
+        raise ArgumentError("per_artist", f"must be a whole number of at least 1, got {per_artist!r}")
+    if diversity is not None:
+        if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
+            raise ArgumentError("diversity", f"must be between 0 and 1, got {diversity!r}")
+
+
+def is_id(value) -> bool:
+    """Whether a song is given by number (a bad number is an error, not a name to look up)."""
+    if not isinstance(value, str):
+        return True
+    text = value.strip().lstrip("+-")
+    return bool(text) and all(c.isdigit() or c in "._" for c in text) and any(c.isdigit() for c in text)
+
+
+def context_ids(values: Sequence, argument: str = "context") -> tuple[list[int], list]:
+    """(valid ids, every value as given: its id, or the value itself when beyond any song id);
+    the latter are reported as unknown, like absent ones, in the order given."""
+    valid, given = [], []
+    for value in values:
+        try:
+            valid.append(song_id(value, argument=argument))
+            given.append(valid[-1])
+        except ArgumentError:
+            raise
+        except SongSearchError:
+            given.append(value)
+    return valid, given
 
 
 def label(song_id: int, payload: dict | None) -> str:
