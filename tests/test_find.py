@@ -137,3 +137,19 @@ def test_tags_are_the_facets(songs):
     assert counts["metal"] == sum(1 for i in planted.songs if "metal" in tags_of(planted, i))
     assert s.tags(limit=10)[0][0] == "favorites"
     assert dict(s.tags(artist="Miles Davis")) == {"jazz": 4, "favorites": 4}
+
+
+def test_a_store_without_the_name_index_is_one_clear_error(ingested):
+    """A version ingested before `songs` existed has no full-text index: an error, not a traceback."""
+    s, _ = ingested
+    s._pin()
+    store, meta = s.store, s._meta
+    if hasattr(store, "client"):
+        store.client.delete_payload_index(meta, "name")
+    else:
+        import qdrant_edge as qe
+
+        store._shard(meta).update(qe.UpdateOperation.delete_field_index("name"))
+    with pytest.raises(SongSearchError, match="text index") as raised:
+        s.songs("metal thunder")
+    assert "\n" not in str(raised.value)

@@ -223,7 +223,14 @@ class EdgeStore(Store):
 
     def search_text(self, collection: str, field: str, text: str, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
         request = qe.QueryRequest(limit=limit, query=qe.TextQuery(field, text), filter=_edge_filter(flt), with_payload=True)
-        return [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(request)]
+        shard = self._shard(collection)
+        try:
+            points = shard.query(request)
+        except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
+            if "text index" not in str(exc):
+                raise
+            raise SongSearchError(f"{collection} has no full-text index on {field!r}: it predates finding songs by name, run `ingest` again") from None
+        return [Hit(int(p.id), float(p.score), p.payload) for p in points]
 
     def facet(self, collection: str, key: str, limit: int, flt: PayloadFilter | None = None) -> list[tuple[str, int]]:
         hits = self._shard(collection).facet(qe.FacetRequest(key, limit=limit, exact=True, filter=_edge_filter(flt))).hits
