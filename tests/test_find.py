@@ -73,6 +73,11 @@ def test_filters_hold_inside_qdrant(songs):
     excluded = s.similar(13, limit=20, filters=Filters(exclude_artists=["USHER"], min_plays=30, max_plays=60))
     assert excluded.ids and all(r.artist != "Usher" and 30 <= r.plays <= 60 for r in excluded)
     assert {r.artist for r in s.similar(0, limit=5, artist="metallica", filters=Filters(tags=["favorites"]))} == {"Metallica"}
+    hybrid = s.similar_hybrid(13, limit=6, filters=Filters(tags=["pop"], exclude_artists=["rihanna"]))
+    assert set(hybrid.ids) == {17, 19, 23}  # every other pop-tagged Usher song, and nothing else
+    assert hybrid.query == "Songs like 13 club dance song 1, Usher (hybrid)"
+    cold = s.cold_start(title="jazz blue", artist="Someone", limit=4, filters=Filters(max_plays=1000, tags=["jazz"]))
+    assert len(cold) == 4 and all("jazz" in r.tags for r in cold)
 
 
 @pytest.mark.parametrize(
