@@ -87,51 +87,40 @@ def test_recommend_and_tags(cli):
     assert rows(run("tags", "--artist", "miles davis", "--json")) == [{"tag": "favorites", "songs": 4}, {"tag": "jazz", "songs": 4}]
 
 
-USAGE_ERRORS = [
-    (["similar", "--id", "0", "--per-artist", "0"], "--per-artist"),
-    (["similar", "--id", "0", "--per-artist", "-1"], "--per-artist"),
-    (["similar", "--id", "0", "--diversity", "1.5"], "--diversity"),
-    (["recommend", "--like", "0", "--diversity", "-0.1"], "--diversity"),
-    (["similar", "--id", "0", "--tag", "metl"], "did you mean metal"),
-    (["songs", "x", "--tag", "jaz"], "did you mean jazz"),
-    (["similar", "--id", "0", "--tag", " "], "--tag"),
-    (["similar", "--id", "0", "--min-plays", "-1"], "--min-plays"),
-    (["cold-start", "--context", "1", "--max-plays", "-3"], "--max-plays"),
-    (["similar", "--id", "0", "--min-plays", "10", "--max-plays", "5"], "--max-plays"),
-    (["similar", "--id", "0", "--exclude-artist", ""], "--exclude-artist"),
-    (["similar", "--song", ""], "--song"),
-    (["similar", "--song", "song 3", "--by", " "], "--by"),
-    (["similar", "--id", "0", "--song", "x"], "one of --id and --song"),
-    (["similar", "--id", "0", "--by", "usher"], "--by goes with --song"),
-    (["similar", "--id", "0", "--hybrid", "--per-artist", "1"], "--per-artist goes without --hybrid"),
-    (["songs", "  ?! "], "QUERY"),
-    (["recommend"], "--like"),
-    (["recommend", "--like", " , "], "--like"),
-    (["recommend", "--like", "9999"], "--like"),
-    (["recommend", "--like", "0", "--limit", "0"], "--limit"),
-    (["tags", "--limit", "0"], "--limit"),
+#: (arguments, text of the error, exit code): 2 for a bad value of an option, 1 for bad data
+ERRORS = [
+    (["similar", "--id", "0", "--per-artist", "0"], "--per-artist", 2),
+    (["similar", "--id", "0", "--per-artist", "-1"], "--per-artist", 2),
+    (["similar", "--id", "0", "--diversity", "1.5"], "--diversity", 2),
+    (["recommend", "--like", "0", "--diversity", "-0.1"], "--diversity", 2),
+    (["similar", "--id", "0", "--tag", "metl"], "did you mean metal", 2),
+    (["songs", "x", "--tag", "jaz"], "did you mean jazz", 2),
+    (["similar", "--id", "0", "--tag", " "], "--tag", 2),
+    (["similar", "--id", "0", "--min-plays", "-1"], "--min-plays", 2),
+    (["cold-start", "--context", "1", "--max-plays", "-3"], "--max-plays", 2),
+    (["similar", "--id", "0", "--min-plays", "10", "--max-plays", "5"], "--max-plays", 2),
+    (["similar", "--id", "0", "--exclude-artist", ""], "--exclude-artist", 2),
+    (["similar", "--song", ""], "--song", 2),
+    (["similar", "--song", "song 3", "--by", " "], "--by", 2),
+    (["similar", "--id", "0", "--song", "x"], "one of --id and --song", 2),
+    (["similar", "--id", "0", "--by", "usher"], "--by goes with --song", 2),
+    (["similar", "--id", "0", "--hybrid", "--per-artist", "1"], "--per-artist goes without --hybrid", 2),
+    (["songs", "  ?! "], "QUERY", 2),
+    (["recommend"], "--like", 2),
+    (["recommend", "--like", " , "], "--like", 2),
+    (["recommend", "--like", "9999"], "--like", 2),
+    (["recommend", "--like", "0", "--limit", "0"], "--limit", 2),
+    (["tags", "--limit", "0"], "--limit", 2),
+    (["similar", "--song", "nothing like it"], "no song matches 'nothing like it'", 1),
+    (["recommend", "--like", "0", "--dislike", "no such song"], "no song matches 'no such song': did you mean", 1),
+    (["songs", "song", "--artist", "Nobody"], "not in the catalogue", 1),
+    (["tags", "--artist", "Nobody"], "not in the catalogue", 1),
 ]
 
 
-@pytest.mark.parametrize("args, text", USAGE_ERRORS, ids=[" ".join(a) for a, _ in USAGE_ERRORS])
-def test_bad_values_are_one_line_usage_errors(cli, args, text):
+@pytest.mark.parametrize("args, text, code", ERRORS, ids=[" ".join(a) for a, _, _ in ERRORS])
+def test_bad_values_and_data_are_one_line_errors(cli, args, text, code):
     run, _ = cli
     result = run(*args)
-    assert one_line_error(result, exit_code=2), (result.exit_code, result.output)
-    assert text in result.output
-
-
-DATA_ERRORS = [
-    (["similar", "--song", "nothing like it"], "no song matches 'nothing like it'"),
-    (["recommend", "--like", "0", "--dislike", "no such song"], "no song matches 'no such song': did you mean"),
-    (["songs", "song", "--artist", "Nobody"], "not in the catalogue"),
-    (["tags", "--artist", "Nobody"], "not in the catalogue"),
-]
-
-
-@pytest.mark.parametrize("args, text", DATA_ERRORS, ids=[" ".join(a) for a, _ in DATA_ERRORS])
-def test_bad_data_is_one_line_exit_1(cli, args, text):
-    run, _ = cli
-    result = run(*args)
-    assert one_line_error(result, exit_code=1), (result.exit_code, result.output)
+    assert one_line_error(result, exit_code=code), (result.exit_code, result.output)
     assert text in result.output
