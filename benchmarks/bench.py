@@ -115,6 +115,8 @@ def bench_alias_switch(env: dict) -> list[list[str]]:
 
 def bench_in_process(queries: int) -> list[list[str]]:
     from search.api import SongSearch
+    from search.contract import SongSearchError
+    from search.find import Filters
 
     rows = []
     with SongSearch() as songs:
@@ -122,7 +124,22 @@ def bench_in_process(queries: int) -> list[list[str]]:
         ids = store.scroll_ids("songs_w2v")
         rng = random.Random(1)
         sample = rng.sample(ids, min(queries, len(ids)))
-        artists = {i: p.payload["artist"] for i, p in store.retrieve("songs_w2v", sample).items()}
+        points = store.retrieve("songs_w2v", sample)
+        artists = {i: p.payload["artist"] for i, p in points.items()}
+        names = {i: (p.payload["title"], p.payload["artist"]) for i, p in points.items()}
+
+        def by_name(name):
+            try:
+                return songs.similar(name[0], by=name[1])
+            except SongSearchError:  # a title without a word ("?"): timed all the same
+                return None
+
+        def find(title):
+            try:
+                return songs.songs(title)
+            except SongSearchError:
+                return None
+
         contexts = [rng.sample(ids, 3) for _ in sample]
         meta_ids = store.scroll_ids("songs_meta")
         titles = [(p.payload["title"], p.payload["artist"]) for p in store.retrieve("songs_meta", rng.sample(meta_ids, len(sample))).values()]
@@ -135,6 +152,17 @@ def bench_in_process(queries: int) -> list[list[str]]:
             ("similar --id --hybrid --artist", lambda i, k: songs.similar_hybrid(i, artist=artists[i])),
             ("cold-start --context (3 ids)", lambda i, k: songs.cold_start(context=contexts[k])),
             ("cold-start --title --artist (warm)", lambda i, k: songs.cold_start(title=titles[k % len(titles)][0], artist=titles[k % len(titles)][1])),
+            ("songs TITLE", lambda i, k: find(titles[k % len(titles)][0])),
+            ("similar --song TITLE --by ARTIST", lambda i, k: by_name(names[i])),
+            ("similar --id --tag rock", lambda i, k: songs.similar(i, filters=Filters(tags=("rock",)))),
+            ("similar --id --tag metal --max-plays 50", lambda i, k: songs.similar(i, filters=Filters(tags=("metal",), max_plays=50))),
+            ("similar --id --exclude-artist --min-plays 20", lambda i, k: songs.similar(i, filters=Filters(exclude_artists=(artists[i],), min_plays=20))),
+            ("similar --id --per-artist 1", lambda i, k: songs.similar(i, per_artist=1)),
+            ("similar --id --diversity 0.5", lambda i, k: songs.similar(i, diversity=0.5)),
+            ("recommend --like (2 ids) --dislike (1 id)", lambda i, k: songs.recommend(contexts[k][:2], dislike=contexts[k][2:])),
+            ("recommend --per-artist 1 --diversity 0.5", lambda i, k: songs.recommend(contexts[k][:2], dislike=contexts[k][2:], per_artist=1, diversity=0.5)),
+            ("cold-start --context --per-artist 1", lambda i, k: songs.cold_start(context=contexts[k], per_artist=1)),
+            ("tags", lambda i, k: songs.tags()),
         ]
         for name, call in cases:
             call(sample[0], 0)  # warm-up: opens shards, loads the encoder

@@ -9,38 +9,57 @@ import click
 
 from search.api import SIDES, Answer, SongSearch
 from search.clikit import OneLineErrorGroup, format_table
+from search.find import Filters
 from search.fusion import FUSIONS
 from search.query import EVIDENCE
 
 
-def _print_answer(answer: Answer, as_json: bool) -> None:
+def _print_answer(answer: Answer, as_json: bool, found: bool = False) -> None:
+    """The answer as a table under one line naming the query (or a JSON array); ``found``: a
+    ``songs`` answer (its tags instead of the evidence of similarity)."""
     for skipped in answer.skipped:
         click.echo(f"Warning: skipped {skipped}", err=True)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in answer], indent=2, ensure_ascii=False, allow_nan=False))
         return
-    rows = [
-        [str(rank), str(r.song_id), r.title, r.artist, f"{r.score:.4f}", "-" if r.coplays is None else str(r.coplays),
-         "-" if r.cosine is None else f"{r.cosine:.3f}", str(r.plays), "+".join(r.sources)]
-        for rank, r in enumerate(answer, 1)
-    ]
-    click.echo(format_table(["rank", "song id", "title", "artist", "score", "coplays", "cosine", "plays", "from"], rows))
+    if found:
+        headers = ["rank", "song id", "title", "artist", "score", "plays", "tags"]
+        rows = [[str(rank), str(r.song_id), r.title, r.artist, f"{r.score:.4f}", str(r.plays), ", ".join(r.tags[:4]) or "-"]
+                for rank, r in enumerate(answer, 1)]
+    else:
+        headers = ["rank", "song id", "title", "artist", "score", "coplays", "cosine", "plays", "from"]
+        rows = [
+            [str(rank), str(r.song_id), r.title, r.artist, f"{r.score:.4f}", "-" if r.coplays is None else str(r.coplays),
+             "-" if r.cosine is None else f"{r.cosine:.3f}", str(r.plays), "+".join(r.sources)]
+            for rank, r in enumerate(answer, 1)
+        ]
+    click.echo(answer.query)
+    click.echo(format_table(headers, rows))
+
+
+def _name(ctx, param, value):
+    if value is not None and not value.strip():
+        raise click.BadParameter("expected a name, got an empty one")
+    return value
+
+
+def _songs(ctx, param, value):
+    """``2172,Enter Sandman`` -> [2172, "Enter Sandman"]: ids, or names to look up."""
+    if value is None:
+        return []
+    parts = [part.strip() for part in value.split(",") if part.strip()]
+    if not parts:
+        raise click.BadParameter(f"expected comma-separated song ids or names, got {value[:60]!r}")
+    return [int(part) if part.isascii() and part.isdigit() else part for part in parts]
 
 
 def _song_id(ctx, param, value):
+    if value is None:
+        return None
     text = value.strip()
     if not (text.isascii() and text.isdigit()):
         raise click.BadParameter(f"expected a song id (digits), got {value[:40]!r}")
     return int(text)
-
-
-def _song_ids(ctx, param, value):
-    if value is None:
-        return []
-    parts = [part.strip() for part in value.split(",") if part.strip()]
-    if not all(part.isascii() and part.isdigit() for part in parts):
-        raise click.BadParameter(f"expected comma-separated song ids, got {value[:60]!r}")
-    return [int(part) for part in parts]
 
 
 def _weights(ctx, param, text):
@@ -62,6 +81,23 @@ def _weights(ctx, param, text):
     return weights
 
 
+def _filter_options(command):
+    """Conditions on every answer, applied inside Qdrant (with --artist where the command has it)."""
+    command = click.option("--max-plays", type=click.IntRange(min=0), help="Only songs with at most N plays (deep cuts).")(command)
+    command = click.option("--min-plays", type=click.IntRange(min=0), help="Only songs with at least N plays.")(command)
+    command = click.option("--exclude-artist", "exclude_artists", multiple=True, help="Not songs by this artist (repeatable).")(command)
+    return click.option("--tag", "tags", multiple=True, help="Only songs with this tag (repeatable: every one; `search tags` lists them).")(command)
+
+
+def _shape_options(command):
+    command = click.option("--diversity", type=click.FloatRange(0, 1), help="Trade relevance for variety: 0 to 1 (Qdrant's MMR).")(command)
+    return click.option("--per-artist", type=click.IntRange(min=1), help="At most N songs by one artist.")(command)
+
+
+def _filters(artist=None, tags=(), exclude_artists=(), min_plays=None, max_plays=None) -> Filters:
+    return Filters(artist, tuple(tags), tuple(exclude_artists), min_plays, max_plays)
+
+
 def _output_options(command):
     command = click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")(command)
     return click.option("--limit", default=10, show_default=True, type=click.IntRange(min=1, max=10_000), help="How many songs.")(command)
@@ -79,43 +115,98 @@ def cli():
 
 
 @cli.command()
-@click.option("--id", "song", required=True, callback=_song_id, help="Song id (from song_hash.txt).")
+@click.argument("query")
+@click.option("--artist", help="Only songs by this artist (case-insensitive).")
+@_filter_options
+@_output_options
+def songs(query, artist, tags, exclude_artists, min_plays, max_plays, limit, as_json):
+    """Songs whose title or artist holds the words of QUERY, best match first: their ids."""
+    with SongSearch() as search:
+        answer = search.songs(query, limit=limit, artist=artist, filters=_filters(None, tags, exclude_artists, min_plays, max_plays))
+        _print_answer(answer, as_json, found=True)
+
+
+@cli.command()
+@click.option("--id", "song", callback=_song_id, help="Song id (`search songs` finds it).")
+@click.option("--song", "name", callback=_name, help="Song name instead of --id: the best `search songs` match.")
+@click.option("--by", callback=_name, help="With --song: the song's artist.")
 @click.option("--artist", help="Only songs by this artist (case-insensitive).")
 @click.option("--evidence", type=click.Choice(EVIDENCE), default="fused", show_default=True, help="Word2Vec and co-play fused by Qdrant, or one of them.")
 @click.option("--hybrid", is_flag=True, help="Also fuse the metadata collection (songs_meta).")
+@_filter_options
+@_shape_options
 @_fusion_options
 @_output_options
 @click.pass_context
-def similar(ctx, song, limit, artist, evidence, hybrid, method, weights, as_json):
-    """Songs played in the same contexts as song ID."""
-    if not hybrid:
-        given = [f for f, name in (("--fusion", "method"), ("--weights", "weights")) if ctx.get_parameter_source(name) != click.core.ParameterSource.DEFAULT]
-        if given:
-            raise click.UsageError(f"{' and '.join(given)} go with --hybrid")
-    elif ctx.get_parameter_source("evidence") != click.core.ParameterSource.DEFAULT:
-        raise click.UsageError("--evidence goes without --hybrid (the hybrid fuses both kinds with the metadata)")
-    with SongSearch() as songs:
+def similar(ctx, song, name, by, limit, artist, evidence, hybrid, method, weights, as_json, tags, exclude_artists, min_plays, max_plays, per_artist, diversity):
+    """Songs played in the same contexts as a song (--id or --song)."""
+    if (song is None) == (name is None):
+        raise click.UsageError("give one of --id and --song")
+    if by is not None and name is None:
+        raise click.UsageError("--by goes with --song")
+    given = lambda *names: [f for f, n in names if ctx.get_parameter_source(n) not in (None, click.core.ParameterSource.DEFAULT)]  # noqa: E731
+    if not hybrid and given(("--fusion", "method"), ("--weights", "weights")):
+        raise click.UsageError(f"{' and '.join(given(('--fusion', 'method'), ('--weights', 'weights')))} go with --hybrid")
+    if hybrid and given(("--evidence", "evidence"), ("--per-artist", "per_artist"), ("--diversity", "diversity")):
+        raise click.UsageError(f"{given(('--evidence', 'evidence'), ('--per-artist', 'per_artist'), ('--diversity', 'diversity'))[0]} goes without --hybrid")
+    filters = _filters(None, tags, exclude_artists, min_plays, max_plays)
+    with SongSearch() as search:
+        song = song if name is None else search.song_named(name, by, trained=not hybrid)
         if hybrid:
-            answer = songs.similar_hybrid(song, limit=limit, artist=artist, method=method, weights=weights)
+            answer = search.similar_hybrid(song, limit=limit, artist=artist, method=method, weights=weights, filters=filters)
         else:
-            answer = songs.similar(song, limit=limit, artist=artist, evidence=evidence)
+            answer = search.similar(song, limit=limit, artist=artist, evidence=evidence, filters=filters, per_artist=per_artist, diversity=diversity)
         _print_answer(answer, as_json)
 
 
 @cli.command("cold-start")
-@click.option("--context", callback=_song_ids, metavar="ID,ID,...", help="Songs the new song was played with.")
+@click.option("--context", callback=_songs, metavar="ID_OR_NAME,...", help="Songs the new song was played with (ids or names).")
 @click.option("--title", help="Title of the new song.")
 @click.option("--artist", help="Artist of the new song.")
 @click.option("--only-artist", help="Only answer songs by this artist (case-insensitive).")
+@_filter_options
+@_shape_options
 @_fusion_options
 @_output_options
-def cold_start(context, title, artist, only_artist, limit, as_json, method, weights):
+def cold_start(context, title, artist, only_artist, limit, as_json, method, weights, tags, exclude_artists, min_plays, max_plays, per_artist, diversity):
     """Songs for a song the model never saw, from its context and/or its metadata."""
-    with SongSearch() as songs:
-        answer = songs.cold_start(
-            context=context, title=title, artist=artist, limit=limit, only_artist=only_artist, method=method, weights=weights
+    with SongSearch() as search:
+        answer = search.cold_start(
+            context=context, title=title, artist=artist, limit=limit, only_artist=only_artist, method=method, weights=weights,
+            filters=_filters(None, tags, exclude_artists, min_plays, max_plays), per_artist=per_artist, diversity=diversity,
         )
         _print_answer(answer, as_json)
+
+
+@cli.command()
+@click.option("--like", required=True, callback=_songs, metavar="ID_OR_NAME,...", help="Songs the listener likes (ids or names).")
+@click.option("--dislike", callback=_songs, metavar="ID_OR_NAME,...", help="Songs the listener does not want more like.")
+@click.option("--artist", help="Only songs by this artist (case-insensitive).")
+@click.option("--evidence", type=click.Choice(EVIDENCE), default="fused", show_default=True, help="Word2Vec and co-play fused by Qdrant, or one of them.")
+@_filter_options
+@_shape_options
+@_output_options
+def recommend(like, dislike, artist, evidence, tags, exclude_artists, min_plays, max_plays, per_artist, diversity, limit, as_json):
+    """Songs for a listener: near the liked songs, away from the disliked (Qdrant's recommend)."""
+    with SongSearch() as search:
+        answer = search.recommend(like, dislike=dislike, limit=limit, artist=artist, evidence=evidence, per_artist=per_artist,
+                                  diversity=diversity, filters=_filters(None, tags, exclude_artists, min_plays, max_plays))
+        _print_answer(answer, as_json)
+
+
+@cli.command()
+@click.option("--artist", help="Only tags of this artist's songs.")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1, max=10_000), help="How many tags.")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
+def tags(artist, limit, as_json):
+    """The most common tags (what --tag accepts) and how many songs carry each."""
+    with SongSearch() as search:
+        counts = search.tags(limit=limit, artist=artist)
+    if as_json:
+        click.echo(json.dumps([{"tag": t, "songs": n} for t, n in counts], indent=2, ensure_ascii=False))
+        return
+    click.echo("Most common tags" + (f" of {artist}" if artist else ""))
+    click.echo(format_table(["tag", "songs"], [[t, str(n)] for t, n in counts]))
 
 
 def main():

@@ -9,7 +9,7 @@ import click
 from search.contract import ArgumentError, SongSearchError
 
 #: API arguments whose flag is not simply --argument-name
-FLAG_OF = {"song": "--id", "method": "--fusion"}
+FLAG_OF = {"song": "--id/--song", "method": "--fusion", "query": "QUERY"}
 
 
 def flag_for(argument: str) -> str:

@@ -17,13 +17,13 @@ collections through a :class:`~search.store.Reader` only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
 
 from search import fusion as fu
 from search.contract import COPLAY_VECTOR, ArgumentError
-from search.store import Fusion, Hit, Nearest, PayloadFilter, Point, Reader, Search, Sparse
+from search.store import Diversify, Fusion, Hit, Nearest, PayloadFilter, Point, Reader, Recommend, Search, Sparse
 
 Evidence = Literal["fused", "w2v", "coplay"]
 EVIDENCE: tuple[str, ...] = ("fused", "w2v", "coplay")
@@ -35,6 +35,10 @@ BRIDGE_TEMPERATURE = 0.02
 #: The bridge is an estimate: unless told otherwise it counts half as much as direct metadata
 #: evidence, so that a known artist's songs lead.
 BRIDGE_WEIGHT = 0.5
+#: MMR (``diversity``) re-ranks this many times ``limit`` candidates (at least MIN_DIVERSITY_CANDIDATES),
+#: so that it can pick songs beyond the plain top ``limit`` rather than only reorder them
+DIVERSITY_CANDIDATES = 10
+MIN_DIVERSITY_CANDIDATES = 100
 
 
 @dataclass(frozen=True)
@@ -59,8 +63,14 @@ DEFAULT_FUSION = EvidenceFusion()
 
 @dataclass(frozen=True)
 class Probe:
+    """What a query starts from.  With ``likes``, the Word2Vec side is Qdrant's recommend query
+    (best score) from the liked songs' vectors away from the ``dislikes``; ``vector`` is then
+    the likes' mean (for MMR and the cosine shown)."""
+
     vector: np.ndarray
     coplay: Sparse | None = None
+    likes: tuple[np.ndarray, ...] = ()
+    dislikes: tuple[np.ndarray, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -100,21 +110,62 @@ def context_probe(points: Sequence[Point]) -> Probe:
     return Probe(vector, Sparse.of(dims, np.bincount(inverse, weights=np.concatenate(values))))
 
 
-def w2v_request(probe: Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", fusion: EvidenceFusion = DEFAULT_FUSION) -> Search:
-    """The one Qdrant query songs_w2v answers for ``probe`` (co-play evidence only where the probe has it)."""
-    dense = Nearest(probe.vector)
+def recommend_probe(likes: Sequence[Point], dislikes: Sequence[Point]) -> Probe:
+    """Likes and dislikes: recommend on Word2Vec, the likes' summed co-play vectors on co-play."""
+    context = context_probe(likes)
+    return Probe(context.vector, context.coplay, tuple(p.vector for p in likes), tuple(p.vector for p in dislikes))
+
+
+def diversify(probe: Probe, limit: int, diversity: float | None) -> Diversify | None:
+    if not diversity:
+        return None
+    return Diversify(probe.vector, diversity, max(MIN_DIVERSITY_CANDIDATES, DIVERSITY_CANDIDATES * limit))
+
+
+def w2v_request(probe: Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", fusion: EvidenceFusion = DEFAULT_FUSION, diversity: float | None = None) -> Search:
+    """The one Qdrant query songs_w2v answers for ``probe`` (co-play evidence only where the probe
+    has it), its answers re-ranked by MMR with ``diversity``."""
+    mmr = diversify(probe, limit, diversity)
+    dense = Recommend(probe.likes, probe.dislikes) if probe.likes else Nearest(probe.vector)
     coplay = Nearest(probe.coplay, COPLAY_VECTOR) if probe.coplay is not None and len(probe.coplay) else None
     if evidence == "coplay" and coplay is not None:
-        return Search((coplay,), limit, flt)
+        return Search((coplay,), limit, flt, diversify=mmr)
     if evidence == "w2v" or coplay is None:
-        return Search((dense,), limit, flt)
+        return Search((dense,), limit, flt, diversify=mmr)
     if fusion.method == "rrf":
         weights = (fusion.w2v_weight, fusion.coplay_weight)
     elif (fusion.w2v_weight, fusion.coplay_weight) != (1.0, 1.0):
         raise ArgumentError("fusion", "dbsf takes no weights (Qdrant's DBSF is unweighted)")
     else:
         weights = None
-    return Search((dense, coplay), limit, flt, Fusion(fusion.method, fusion.k, weights), fusion.depth(limit))
+    depth = fusion.depth(mmr.candidates if mmr else limit)
+    return Search((dense, coplay), limit, flt, Fusion(fusion.method, fusion.k, weights), depth, diversify=mmr)
+
+
+def per_artist(hits: Sequence[Hit], most: int) -> list[Hit]:
+    """At most ``most`` songs by one artist, in order."""
+    seen: dict[str, int] = {}
+    kept = []
+    for hit in hits:
+        artist = (hit.payload or {}).get("artist_key", "")
+        if seen.get(artist, 0) < most:
+            seen[artist] = seen.get(artist, 0) + 1
+            kept.append(hit)
+    return kept
+
+
+def capped(run: Callable[[int], list[Hit]], limit: int, most: int | None) -> list[Hit]:
+    """``run(n)``'s top ``limit`` with at most ``most`` songs by one artist: Python Edge has no
+    group query, so ask ever deeper until the cap leaves ``limit`` songs or nothing is left."""
+    if most is None:
+        return run(limit)
+    depth = limit * 3
+    while True:
+        hits = run(depth)
+        kept = per_artist(hits, most)
+        if len(kept) >= limit or len(hits) < depth:
+            return kept[:limit]
+        depth *= 4
 
 
 def bridge_probe(reader: Reader, w2v: str, meta: str, meta_vector: np.ndarray, exclude: Sequence[int], temperature: float = BRIDGE_TEMPERATURE) -> Probe | None:

@@ -55,10 +55,11 @@ def test_similar_prints_a_table(runner, ingested_home):
     result = runner.invoke(search_cli, ["similar", "--id", "0", "--limit", "3"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split() == ["rank", "song", "id", "title", "artist", "score", "coplays", "cosine", "plays", "from"]
-    assert len(lines) == 2 + 3
-    assert lines[2].split()[0] == "1"
-    assert lines[2].split()[-1] == "w2v+coplay"  # the top answer shares playlists with song 0
+    assert lines[0] == "Songs like 0 metal thunder song 0, Iron Maiden"  # one line naming the query
+    assert lines[1].split() == ["rank", "song", "id", "title", "artist", "score", "coplays", "cosine", "plays", "from"]
+    assert len(lines) == 1 + 2 + 3
+    assert lines[3].split()[0] == "1"
+    assert lines[3].split()[-1] == "w2v+coplay"  # the top answer shares playlists with song 0
 
 
 @pytest.mark.parametrize("evidence, sources", [("w2v", ["w2v"]), ("coplay", ["coplay"])])
@@ -104,7 +105,7 @@ USAGE_ERRORS = [
     (["similar", "--id", "-5"], "--id"),
     (["similar", "--id", "-1", "--hybrid"], "--id"),
     (["similar", "--id", "1.0"], "--id"),
-    (["similar"], "Missing option '--id'"),
+    (["similar"], "one of --id and --song"),
     (["similar", "--id", "0", "--evidence", "both"], "--evidence"),
     (["similar", "--id", "0", "--hybrid", "--evidence", "coplay"], "--evidence"),
     (["similar", "--id", "0", "--hybrid", "--weights", "w2v=0,meta=0"], "--weights"),
@@ -119,7 +120,8 @@ USAGE_ERRORS = [
     (["similar", "--id", "0", "--artist", "   "], "--artist"),
     (["cold-start"], "--context"),
     (["cold-start", "--title", "  ", "--artist", ""], "--context"),
-    (["cold-start", "--context", "1,x"], "--context"),
+    (["cold-start", "--context", "1,1.5"], "--context"),
+    (["cold-start", "--context", " , "], "--context"),
     (["cold-start", "--context", "-1,24"], "--context"),
     (["cold-start", "--context", f"1,{FULL_WIDTH_13}"], "--context"),
     (["cold-start", "--context", "9998,9999"], "--context"),
@@ -145,6 +147,7 @@ DATA_ERRORS = [
     (["similar", "--id", "0", "--artist", "Nobody"], "not in the catalogue"),
     (["similar", "--id", "0", "--hybrid", "--artist", "Nobody"], "not in the catalogue"),
     (["cold-start", "--context", "1", "--only-artist", "Nobody"], "not in the catalogue"),
+    (["cold-start", "--context", "1,x"], "no song matches 'x'"),  # not a number: a name
     (["cold-start", "--title", "t", "--artist", "a", "--only-artist", "Nobody"], "not in the catalogue"),
 ]
 

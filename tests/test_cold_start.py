@@ -120,7 +120,8 @@ def test_hybrid_weights_shift_the_answer_towards_a_side(songs):
         (dict(context=[]), "context", "give the songs the new song was played with"),
         (dict(title="  ", artist=""), "context", "give the songs the new song was played with"),
         (dict(context=[9998, 9999]), "context", "has no song known to the model"),
-        (dict(context=["x"]), "context", "must be a song id"),
+        (dict(context=["1.5"]), "context", "must be a song id"),
+        (dict(context=["--"]), "context", "must hold a word"),
         (dict(context=[1], title="t", weights={"w2v": 0, "meta": 0}), "weights", "cannot all be 0"),
         (dict(context=[1], title="t", weights={"w2v": -1}), "weights", "must be between 0 and"),
         (dict(context=[1], title="t", weights={"meta": math.inf}), "weights", "must be between 0 and"),
@@ -207,8 +208,9 @@ def test_cli_cold_start_metadata_table(cli_home, monkeypatch):
     result = CliRunner().invoke(search_cli, ["cold-start", "--title", "metal thunder song 99", "--artist", "Iron Maiden", "--limit", "4"])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert lines[0].split()[:2] == ["rank", "song"] and len(lines) == 2 + 4
-    assert {int(line.split()[1]) for line in lines[2:]} <= cli_home.group(0)
+    assert lines[0] == "Songs for a new song titled 'metal thunder song 99', by 'Iron Maiden'"
+    assert lines[1].split()[:2] == ["rank", "song"] and len(lines) == 1 + 2 + 4
+    assert {int(line.split()[1]) for line in lines[3:]} <= cli_home.group(0)
 
 
 def test_cli_hybrid_similar(cli_home):

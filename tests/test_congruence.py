@@ -25,6 +25,7 @@ from ingest import publish as pub
 from ingest.collections import coplay_vectors
 from ingest.pipeline import run_update
 from search.api import SongSearch
+from search.find import Filters
 from search.contract import ALIASES, INDEXES, META_ALIAS, W2V_ALIAS, Settings, physical_name
 from search.encoder import MetadataEncoder
 from search.store import PayloadFilter, Sparse
@@ -32,7 +33,10 @@ from tests.conftest import fake_title_model, ingest_planted, make_store, write_p
 
 F16 = 2e-3
 
-FILTERS = [None, PayloadFilter(artist_key="metallica"), PayloadFilter(min_plays=40), PayloadFilter(artist_key="usher", min_plays=30).without_ids([13])]
+FILTERS = [
+    None, PayloadFilter(artist_key="metallica"), PayloadFilter(min_plays=40), PayloadFilter(artist_key="usher", min_plays=30).without_ids([13]),
+    PayloadFilter(tags=("metal",)), PayloadFilter(tags=("jazz", "favorites"), max_plays=45), PayloadFilter(exclude_artists=frozenset({"usher", "metallica"})),
+]
 
 ASKS = [
     *[(f"similar {q} {e}", lambda s, q=q, e=e: s.similar(q, limit=10, evidence=e)) for q in (0, 13, 30, 47) for e in ("fused", "w2v", "coplay")],
@@ -46,6 +50,17 @@ ASKS = [
     ("cold start unseen artist", lambda s: s.cold_start(title="jazz blue song", artist="A Brand New Trio", limit=10, method="dbsf")),
     ("cold start both", lambda s: s.cold_start(context=[0, 1], title="metal thunder song 50", artist="Metallica", limit=10)),
     ("cold start only artist", lambda s: s.cold_start(context=[36, 37], title="country road", artist="x", only_artist="johnny cash", limit=5)),
+    ("songs", lambda s: s.songs("metal thunder song 3", limit=10)),
+    ("songs folded", lambda s: s.songs("MÉTAL thunder, Song 3!", limit=5)),
+    ("songs by artist", lambda s: s.songs("song", artist="usher", limit=20)),
+    ("similar by name", lambda s: s.similar("jazz blue song 5", limit=5)),
+    ("similar tagged", lambda s: s.similar(1, limit=7, filters=Filters(tags=("metal",)))),
+    ("similar excluded, plays", lambda s: s.similar(13, limit=8, filters=Filters(exclude_artists=("Usher",), min_plays=30, max_plays=60))),
+    ("similar per artist", lambda s: s.similar(0, limit=6, per_artist=2)),
+    ("similar diverse", lambda s: s.similar(0, limit=5, diversity=0.7)),
+    ("recommend", lambda s: s.recommend([0, 1], dislike=[2], limit=8)),
+    ("recommend by name, diverse, per artist", lambda s: s.recommend(["metal thunder song 4", 25], limit=8, per_artist=3, diversity=0.5)),
+    ("cold start per artist", lambda s: s.cold_start(context=[24, 25], title="jazz", artist="x", limit=6, per_artist=2)),
 ]
 
 
@@ -68,12 +83,14 @@ def observe(songs: SongSearch) -> dict:
             "sparse": {i: {n: (s.indices.tolist(), s.values.tolist()) for n, s in p.sparse.items()} for i, p in points.items()},
         }
     seen["answers"] = {label: ask(songs) for label, ask in ASKS}
+    seen["tags"] = [songs.tags(limit=10), songs.tags(artist="Miles Davis")]
     return seen
 
 
 def differing_answers(edge: dict, server: dict, step: str, tol: float) -> list[str]:
     """The data must be the same (asserted); the answers that differ are returned."""
     assert edge["versions"] == server["versions"], step
+    assert edge["tags"] == server["tags"], step
     for alias in ALIASES:
         e, s = edge[alias], server[alias]
         assert e["counts"] == s["counts"], (step, alias)

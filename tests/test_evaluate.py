@@ -189,6 +189,24 @@ def test_every_method_is_scored_on_planted_data(evaluation):
     assert json.loads(json.dumps(payload, allow_nan=False))["warm"][0]["method"] == "popularity"
 
 
+def test_playlist_continuation_and_shapes_on_planted_data(evaluation):
+    """Planted playlists never cross groups: from a playlist's first three songs every method finds
+    its group; capping one song per artist (two artists a group) must cost co-play and give artists."""
+    by = {r.name: r for r in evaluation.continuation}
+    assert list(by) == ["recommend", "context averaging", "item-item cosine"]
+    for result in by.values():
+        assert result.at("coplay") > 0.4 and result.at("hit") > 0.5, result.name
+    shapes = {row["result"].name: row for row in evaluation.shapes}
+    assert list(shapes) == ["default", "--per-artist 1", "--diversity 0.5"]
+    default, capped = shapes["default"], shapes["--per-artist 1"]
+    assert default["result"].at("coplay") == evaluation.find("default").at("coplay")  # the served default, same queries
+    assert capped["artists"] == 8 > default["artists"]  # every artist of the planted data, once
+    assert capped["result"].at("coplay") < default["result"].at("coplay")
+    assert 1 <= shapes["--diversity 0.5"]["artists"] <= 8
+    payload = json.loads(json.dumps(report.json_payload(evaluation, 10), allow_nan=False))
+    assert [r["method"] for r in payload["continuation"]] == list(by) and payload["shapes"][1]["artists"] == 8
+
+
 def test_item_item_finds_the_planted_groups(planted_dataset):
     data = prepare(planted_dataset, queries=200, cold=0)
     songs = np.arange(data.size)
@@ -254,6 +272,7 @@ def test_report_from_the_evaluation(evaluation, good, tmp_path):
     default, item = evaluation.find("default"), evaluation.find("item-item cosine")
     assert f"coplay@10 {default.at('coplay'):.3f}" in text and f"`item-item cosine` ({item.at('coplay'):.3f})" in text
     assert "| RP3beta |" in text and "| default, co-play only |" in text and "## Cold start" in text
+    assert "## Playlist continuation" in text and "| recommend |" in text and "## Diversity" in text and "| --per-artist 1 |" in text
     assert "gate-v2-served" in text and verdict.reason in text and "| epochs=60 |" in text
     for gone in ("in-out", "out-out", "plays >= 3", "numpy kNN"):
         assert gone not in text

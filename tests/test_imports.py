@@ -27,6 +27,10 @@ print(json.dumps([m for m in {heavy!r} if m in sys.modules]))
         ["similar", "--id", "3", "--artist", "metallica", "--hybrid"],
         ["cold-start", "--context", "1,2"],
         ["cold-start", "--title", "metal thunder", "--artist", "Metallica"],
+        ["songs", "metal thunder song 3"],
+        ["similar", "--song", "metal thunder song 3", "--tag", "metal", "--per-artist", "1", "--diversity", "0.5"],
+        ["recommend", "--like", "1,metal thunder song 2", "--dislike", "13"],
+        ["tags"],
     ],
 )
 def test_search_commands_do_not_import_the_training_stack(planted, home_settings, args):

@@ -125,7 +125,7 @@ def test_artist_filter_across_groups_still_answers(ingested_once):
         (lambda s: s.similar(0, limit=0), "limit", "limit must be at least 1"),
         (lambda s: s.similar(0, limit=-3), "limit", "limit must be at least 1"),
         (lambda s: s.similar(0, evidence="both"), "evidence", "unknown evidence 'both'"),
-        (lambda s: s.similar("abc"), "song", "must be a song id"),
+        (lambda s: s.similar("  !? "), "song", "must hold a word"),  # a name without words
         (lambda s: s.similar("2_172"), "song", "must be a song id"),
         (lambda s: s.similar("\uff11\uff13"), "song", "must be a song id"),  # full-width 13
         (lambda s: s.similar(True), "song", "must be a song id"),
@@ -145,6 +145,7 @@ def test_bad_arguments_name_the_argument(ingested_once, call, argument, message)
         (lambda s: s.similar(-1), "unknown song id -1"),
         (lambda s: s.similar(2**64), "unknown song id"),
         (lambda s: s.similar(0, artist="Nobody At All"), "not in the catalogue"),
+        (lambda s: s.similar("abc"), "no song matches 'abc'"),  # not a number: a name
     ],
 )
 def test_bad_data_is_a_songsearch_error(ingested_once, call, message):

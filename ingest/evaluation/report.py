@@ -10,6 +10,7 @@ from typing import Callable, Mapping, Sequence
 import numpy as np
 
 from ingest.dataset import load_dataset
+from ingest.evaluation.continuation import MAX_QUERIES, SEEDS
 from ingest.evaluation.metrics import HEADLINE_K, KS, METRICS, MethodResult, format_rows
 from ingest.evaluation.runner import DEFAULT_LABEL, Evaluation, evaluate
 from ingest.gate import FLOOR_LIFT, GateVerdict, quality_gate
@@ -250,6 +251,7 @@ def write_report(evaluation: Evaluation, path: Path, tuning: Mapping | None = No
             "(the playlists of the songs played around it, which it may answer) is there for scale.", "",
             markdown_table(headers + ["how"], [r + [c.note] for r, c in zip(rows, e.cold)]), "", "![cold start](img/cold_start.png)", "",
         ]
+    out += _continuation_section(e, first, k)
     names = [n for n in e.settings[first] if n != "workers"]
     out += ["## Settings", "", markdown_table(["setting"] + labels, [[n] + [str(e.settings[l][n]) for l in labels] for n in names]), ""]
     if SEED_LABEL in e.settings and first != SEED_LABEL:
@@ -274,6 +276,32 @@ def write_report(evaluation: Evaluation, path: Path, tuning: Mapping | None = No
     out += ["![song map](img/song_map.png)", ""] if song_map else []
     path.write_text("\n".join(out))
     return path
+
+
+def _continuation_section(e: Evaluation, first: str, k: int) -> list[str]:
+    """Playlist continuation, and what --per-artist and --diversity cost and give."""
+    out = []
+    if e.continuation:
+        headers = ["method", f"hit@{k}", f"coplay@{k}", "how"]
+        rows = [[r.name, _f(r.at("hit", k)), _f(r.at("coplay", k)), r.note] for r in e.continuation]
+        out += [
+            "## Playlist continuation", "",
+            f"Held-out playlists whose first {SEEDS} songs and the song after them are known to training: each method "
+            f"answers {k} songs from those {SEEDS} (left out of the answer), on the `{first}` store. hit@{k}: the song "
+            f"after them is among the answers; coplay@{k}: share of the answers in that playlist.", "",
+            markdown_table(headers, rows), "",
+        ]
+    if e.shapes:
+        headers = ["answer", f"hit@{k}", f"coplay@{k}", f"distinct artists in {k}", "how"]
+        rows = [[row["result"].name, _f(row["result"].at("hit", k)), _f(row["result"].at("coplay", k)), f"{row['artists']:.2f}",
+                 row["result"].note] for row in e.shapes]
+        out += [
+            "## Diversity", "",
+            f"`search similar` as served, and shaped, on the same warm queries (at most {MAX_QUERIES:,}): what "
+            "`--per-artist 1` and `--diversity 0.5` cost in hit rate and co-play, and give in distinct artists per answer.", "",
+            markdown_table(headers, rows), "",
+        ]
+    return out
 
 
 def _tuning_section(tuning: Mapping) -> list[str]:

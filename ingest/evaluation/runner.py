@@ -12,6 +12,7 @@ from scipy import sparse
 
 from ingest.dataset import Dataset
 from ingest.evaluation.baselines import ItemItem, RP3Beta, popularity_answers
+from ingest.evaluation.continuation import continuation_methods, shape_methods
 from ingest.evaluation.metrics import HEADLINE_K, KS, METRICS, MethodResult, score
 from ingest.evaluation.served import ServedModel
 from ingest.evaluation.split import EvalData, prepare
@@ -34,6 +35,10 @@ class Evaluation:
     warm: list[MethodResult]
     cold: list[MethodResult]
     seconds: float = 0.0
+    #: playlist continuation from the first songs of held-out playlists (the first settings' store)
+    continuation: list[MethodResult] = field(default_factory=list)
+    #: the default answer, --per-artist 1 and --diversity 0.5: {"result": MethodResult, "artists": mean distinct artists}
+    shapes: list[dict] = field(default_factory=list)
     #: label -> (catalogue indexes known to the model, their Word2Vec vectors), for the song map
     vectors: dict = field(default_factory=dict, repr=False)
     split: EvalData | None = field(default=None, repr=False)
@@ -58,6 +63,8 @@ class Evaluation:
             "train_seconds": self.train_seconds,
             "warm": [res(r) for r in self.warm],
             "cold": [res(r) for r in self.cold],
+            "continuation": [res(r) for r in self.continuation],
+            "shapes": [{**res(row["result"]), "artists": row["artists"]} for row in self.shapes],
             "seconds": self.seconds,
         }
 
@@ -154,6 +161,8 @@ def evaluate(
     say("baselines scored")
     train_seconds, vectors = {}, {}
     cold_rows: list[MethodResult] = []
+    continuation: list[MethodResult] = []
+    shapes: list[dict] = []
     for number, (label, s) in enumerate(settings.items()):
         t = time.perf_counter()
         model = train_word2vec(data.train_sentences(), s)
@@ -165,6 +174,8 @@ def evaluate(
             warm += warm_methods(served, label, ks, with_meta=encoder is not None and number == 0)
             if number == 0:
                 cold_rows = cold_methods(dataset, served, ks, item_item, encoder is not None)
+                continuation = continuation_methods(served, item_item, ks)
+                shapes = shape_methods(served, ks)
         say(f"scored {label}")
     return Evaluation(
         data={
@@ -177,6 +188,8 @@ def evaluate(
         train_seconds=train_seconds,
         warm=warm,
         cold=cold_rows,
+        continuation=continuation,
+        shapes=shapes,
         seconds=time.perf_counter() - start,
         vectors=vectors,
         split=data,

@@ -16,7 +16,7 @@ qdrant-client's import when it runs embedded.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
@@ -41,14 +41,25 @@ class Sparse:
 
 @dataclass(frozen=True)
 class PayloadFilter:
-    """Conditions on the payload; every set field must hold."""
+    """Conditions on the payload; every set field must hold (all inside Qdrant, on indexed fields)."""
 
     artist_key: str | None = None
     min_plays: int | None = None
     exclude_ids: frozenset[int] = field(default_factory=frozenset)
+    max_plays: int | None = None
+    #: every one of these tags
+    tags: tuple[str, ...] = ()
+    #: none of these artist keys
+    exclude_artists: frozenset[str] = field(default_factory=frozenset)
+    #: every one of these words in the full-text indexed name field (contract.NAME_FIELD)
+    name_words: str | None = None
 
     def without_ids(self, ids) -> "PayloadFilter":
-        return PayloadFilter(self.artist_key, self.min_plays, self.exclude_ids | frozenset(int(i) for i in ids))
+        return replace(self, exclude_ids=self.exclude_ids | frozenset(int(i) for i in ids))
+
+    def __bool__(self) -> bool:
+        return any((self.artist_key is not None, self.min_plays is not None, self.max_plays is not None,
+                    self.exclude_ids, self.tags, self.exclude_artists, self.name_words))
 
 
 @dataclass(frozen=True)
@@ -58,6 +69,26 @@ class Nearest:
 
     vector: np.ndarray | Sparse
     using: str | None = None
+
+
+@dataclass(frozen=True)
+class Recommend:
+    """One ranked list by Qdrant's recommend query (best-score strategy): near any of the
+    ``positives``, away from the ``negatives``, by the named vector ``using``."""
+
+    positives: tuple[np.ndarray, ...]
+    negatives: tuple[np.ndarray, ...] = ()
+    using: str | None = None
+
+
+@dataclass(frozen=True)
+class Diversify:
+    """Qdrant's maximal marginal relevance over the query's first ``candidates`` answers:
+    relevance is the cosine to ``vector``; ``diversity`` 0 keeps the order, 1 maximises spread."""
+
+    vector: np.ndarray
+    diversity: float
+    candidates: int
 
 
 @dataclass(frozen=True)
@@ -74,12 +105,14 @@ class Search:
     """One Qdrant query: the nearest points to one vector, or (with ``fusion``) the fusion of
     several lists, each prefetched ``depth`` deep; ``filter`` holds on every list."""
 
-    lists: tuple[Nearest, ...]
+    lists: tuple[Nearest | Recommend, ...]
     limit: int
     filter: PayloadFilter | None = None
     fusion: Fusion | None = None
     depth: int = 0
     exact: bool = False
+    #: re-rank (MMR) the first ``diversify.candidates`` answers of the lists above
+    diversify: Diversify | None = None
 
 
 @dataclass(frozen=True)
@@ -144,6 +177,15 @@ class Reader(ABC):
     @abstractmethod
     def scroll_ids(self, collection: str) -> list[int]:
         """Every point id, ascending."""
+
+    @abstractmethod
+    def search_text(self, collection: str, field: str, text: str, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
+        """Points ranked by BM25 of ``text`` over ``field``'s full-text index, best first."""
+
+    @abstractmethod
+    def facet(self, collection: str, key: str, limit: int, flt: PayloadFilter | None = None) -> list[tuple[str, int]]:
+        """The most common values of the indexed field ``key`` and how many points hold each
+        (exact counts), most common first, ties by value."""
 
     def release_except(self, names) -> None:  # noqa: B027 - only backends that cache handles
         """Let go of handles on collections other than ``names``."""

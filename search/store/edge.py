@@ -23,8 +23,8 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
-from search.store import Hit, PayloadFilter, Point, Search, Sparse, Store, point_batches
+from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 2000
 
@@ -35,18 +35,32 @@ def _edge_filter(flt: PayloadFilter | None):
     must = []
     if flt.artist_key is not None:
         must.append(qe.FieldCondition(key="artist_key", match=qe.MatchValue(flt.artist_key)))
-    if flt.min_plays is not None:
-        must.append(qe.FieldCondition(key="plays", range=qe.RangeFloat(gte=float(flt.min_plays))))
-    must_not = [qe.HasIdCondition(set(flt.exclude_ids))] if flt.exclude_ids else None
+    must.extend(qe.FieldCondition(key="tags", match=qe.MatchValue(tag)) for tag in flt.tags)
+    if flt.name_words:
+        must.append(qe.FieldCondition(key=NAME_FIELD, match=qe.MatchText(flt.name_words)))
+    if flt.min_plays is not None or flt.max_plays is not None:
+        low, high = (None if v is None else float(v) for v in (flt.min_plays, flt.max_plays))
+        must.append(qe.FieldCondition(key="plays", range=qe.RangeFloat(gte=low, lte=high)))
+    must_not = [qe.HasIdCondition(set(flt.exclude_ids))] if flt.exclude_ids else []
+    if flt.exclude_artists:
+        must_not.append(qe.FieldCondition(key="artist_key", match=qe.MatchAny(sorted(flt.exclude_artists))))
     if not must and not must_not:
         return None
-    return qe.Filter(must=must or None, must_not=must_not)
+    return qe.Filter(must=must or None, must_not=must_not or None)
 
 
 def _edge_vector(vector):
     if isinstance(vector, Sparse):
         return qe.SparseVector(vector.indices.tolist(), vector.values.tolist())
     return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def _edge_query(item):
+    """A Nearest or a Recommend (best score) as an Edge query."""
+    if isinstance(item, Nearest):
+        return qe.Query.Nearest(_edge_vector(item.vector), using=item.using)
+    recommend = qe.RecommendQuery([_edge_vector(v) for v in item.positives], [_edge_vector(v) for v in item.negatives])
+    return qe.Query.RecommendBestScore(recommend, using=item.using)
 
 
 class EdgeStore(Store):
@@ -120,7 +134,7 @@ class EdgeStore(Store):
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
         config = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype),
-            sparse_vectors={v: qe.EdgeSparseVectorParams() for v in sparse_vectors} or None,
+            sparse_vectors={v: qe.EdgeSparseVectorParams(full_scan_threshold=index.sparse_full_scan_threshold) for v in sparse_vectors} or None,
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(
                 m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold
@@ -167,6 +181,9 @@ class EdgeStore(Store):
         for field in INTEGER_INDEXED_FIELDS:
             schema = qe.IntegerIndexParams(lookup=False, range=True, enable_hnsw=False)
             shard.update(qe.UpdateOperation.create_field_index(field, schema))
+        for field in TEXT_INDEXED_FIELDS:
+            schema = qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True, scoring=True, enable_hnsw=False)
+            shard.update(qe.UpdateOperation.create_field_index(field, schema))
         shard.flush()
         if reindex:  # a small delta stays in a plain segment: exact search over it is cheap
             shard.optimize()
@@ -204,18 +221,38 @@ class EdgeStore(Store):
             if offset is None:
                 return sorted(ids)
 
+    def search_text(self, collection: str, field: str, text: str, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
+        request = qe.QueryRequest(limit=limit, query=qe.TextQuery(field, text), filter=_edge_filter(flt), with_payload=True)
+        shard = self._shard(collection)
+        try:
+            points = shard.query(request)
+        except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
+            if "text index" not in str(exc):
+                raise
+            raise SongSearchError(f"{collection} has no full-text index on {field!r}: it predates finding songs by name, run `ingest` again") from None
+        return [Hit(int(p.id), float(p.score), p.payload) for p in points]
+
+    def facet(self, collection: str, key: str, limit: int, flt: PayloadFilter | None = None) -> list[tuple[str, int]]:
+        hits = self._shard(collection).facet(qe.FacetRequest(key, limit=limit, exact=True, filter=_edge_filter(flt))).hits
+        return sorted(((h.value, int(h.count)) for h in hits), key=lambda vc: (-vc[1], vc[0]))
+
     def search(self, collection: str, request: Search) -> list[Hit]:
         flt = _edge_filter(request.filter)
         params = qe.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
-        lists = [qe.Query.Nearest(_edge_vector(n.vector), using=n.using) for n in request.lists]
+        lists = [_edge_query(n) for n in request.lists]
         if request.fusion is None:
             (query,) = lists
-            query_request = qe.QueryRequest(limit=request.limit, query=query, filter=flt, with_payload=True, params=params)
+            stage = dict(query=query, params=params)
         else:
             fusion = request.fusion
             prefetches = [qe.Prefetch(limit=request.depth, query=q, filter=flt, params=params) for q in lists]
             fused = qe.Fusion.Rrf(k=fusion.k, weights=list(fusion.weights) if fusion.weights else None) if fusion.method == "rrf" else qe.Fusion.Dbsf()
-            query_request = qe.QueryRequest(limit=request.limit, prefetches=prefetches, query=fused, filter=flt, with_payload=True)
+            stage = dict(prefetches=prefetches, query=fused)
+        if request.diversify is not None:  # MMR over the first candidates of the query above
+            mmr = request.diversify
+            stage = dict(prefetches=[qe.Prefetch(limit=mmr.candidates, filter=flt, **stage)],
+                         query=qe.Mmr(_edge_vector(mmr.vector), 1.0 - mmr.diversity, mmr.candidates))
+        query_request = qe.QueryRequest(limit=request.limit, filter=flt, with_payload=True, **stage)
         return [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(query_request)]
 
     def close(self) -> None:

@@ -14,8 +14,8 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from search.contract import index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, SongSearchError
-from search.store import Hit, PayloadFilter, Point, Search, Sparse, Store, point_batches
+from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 1000
 
@@ -26,18 +26,33 @@ def _client_filter(flt: PayloadFilter | None) -> qm.Filter | None:
     must = []
     if flt.artist_key is not None:
         must.append(qm.FieldCondition(key="artist_key", match=qm.MatchValue(value=flt.artist_key)))
-    if flt.min_plays is not None:
-        must.append(qm.FieldCondition(key="plays", range=qm.Range(gte=flt.min_plays)))
-    must_not = [qm.HasIdCondition(has_id=sorted(flt.exclude_ids))] if flt.exclude_ids else None
+    must.extend(qm.FieldCondition(key="tags", match=qm.MatchValue(value=tag)) for tag in flt.tags)
+    if flt.name_words:
+        must.append(qm.FieldCondition(key=NAME_FIELD, match=qm.MatchText(text=flt.name_words)))
+    if flt.min_plays is not None or flt.max_plays is not None:
+        must.append(qm.FieldCondition(key="plays", range=qm.Range(gte=flt.min_plays, lte=flt.max_plays)))
+    must_not = [qm.HasIdCondition(has_id=sorted(flt.exclude_ids))] if flt.exclude_ids else []
+    if flt.exclude_artists:
+        must_not.append(qm.FieldCondition(key="artist_key", match=qm.MatchAny(any=sorted(flt.exclude_artists))))
     if not must and not must_not:
         return None
-    return qm.Filter(must=must or None, must_not=must_not)
+    return qm.Filter(must=must or None, must_not=must_not or None)
 
 
 def _client_vector(vector):
     if isinstance(vector, Sparse):
         return qm.SparseVector(indices=vector.indices.tolist(), values=vector.values.tolist())
     return np.asarray(vector, dtype=np.float32).tolist()
+
+
+def _client_query(item):
+    """A Nearest (a vector) or a Recommend (best score) as a qdrant-client query."""
+    if isinstance(item, Nearest):
+        return _client_vector(item.vector)
+    return qm.RecommendQuery(recommend=qm.RecommendInput(
+        positive=[_client_vector(v) for v in item.positives], negative=[_client_vector(v) for v in item.negatives],
+        strategy=qm.RecommendStrategy.BEST_SCORE,
+    ))
 
 
 def _one_line_errors(method):
@@ -84,7 +99,9 @@ class ServerStore(Store):
             vectors_config=qm.VectorParams(
                 size=dim, distance=qm.Distance.COSINE, datatype=qm.Datatype.FLOAT16 if index.float16 else None
             ),
-            sparse_vectors_config={v: qm.SparseVectorParams() for v in sparse_vectors} or None,
+            sparse_vectors_config={
+                v: qm.SparseVectorParams(index=qm.SparseIndexParams(full_scan_threshold=index.sparse_full_scan_threshold)) for v in sparse_vectors
+            } or None,
             hnsw_config=qm.HnswConfigDiff(
                 m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold
             ),
@@ -112,8 +129,10 @@ class ServerStore(Store):
     @_one_line_errors
     def finish_collection(self, name: str, reindex: bool = True) -> None:
         # the server indexes in the background as it sees fit; payload indexes are ours to ask for
+        text = qm.TextIndexParams(type=qm.TextIndexType.TEXT, tokenizer=qm.TokenizerType.WORD, lowercase=True, scoring=True)
         schema = {**{f: qm.PayloadSchemaType.KEYWORD for f in KEYWORD_INDEXED_FIELDS},
-                  **{f: qm.PayloadSchemaType.INTEGER for f in INTEGER_INDEXED_FIELDS}}
+                  **{f: qm.PayloadSchemaType.INTEGER for f in INTEGER_INDEXED_FIELDS},
+                  **{f: text for f in TEXT_INDEXED_FIELDS}}
         with warnings.catch_warnings():
             # local mode warns that indexes do nothing there; a server builds them
             warnings.simplefilter("ignore", UserWarning)
@@ -165,16 +184,28 @@ class ServerStore(Store):
                 return sorted(ids)
 
     @_one_line_errors
+    def search_text(self, collection: str, field: str, text: str, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
+        points = self.client.query_points(
+            collection, query=qm.TextQuery(text=text), using=field, query_filter=_client_filter(flt), limit=limit, with_payload=True
+        ).points
+        return [Hit(int(p.id), float(p.score), p.payload) for p in points]
+
+    @_one_line_errors
+    def facet(self, collection: str, key: str, limit: int, flt: PayloadFilter | None = None) -> list[tuple[str, int]]:
+        hits = self.client.facet(collection, key, facet_filter=_client_filter(flt), limit=limit, exact=True).hits
+        return sorted(((h.value, int(h.count)) for h in hits), key=lambda vc: (-vc[1], vc[0]))
+
+    @_one_line_errors
     def search(self, collection: str, request: Search) -> list[Hit]:
         flt = _client_filter(request.filter)
         params = qm.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
         if request.fusion is None:
             (nearest,) = request.lists
-            query, using, prefetch = _client_vector(nearest.vector), nearest.using, None
+            query, using, prefetch = _client_query(nearest), nearest.using, None
         else:
             fusion, using = request.fusion, None
             prefetch = [
-                qm.Prefetch(query=_client_vector(n.vector), using=n.using, limit=request.depth, filter=flt, params=params)
+                qm.Prefetch(query=_client_query(n), using=n.using, limit=request.depth, filter=flt, params=params)
                 for n in request.lists
             ]
             query = (
@@ -182,6 +213,11 @@ class ServerStore(Store):
                 if fusion.method == "rrf"
                 else qm.FusionQuery(fusion=qm.Fusion.DBSF)
             )
+        if request.diversify is not None:  # MMR over the first candidates of the query above
+            mmr = request.diversify
+            prefetch = [qm.Prefetch(prefetch=prefetch, query=query, using=using, limit=mmr.candidates, filter=flt, params=params)]
+            query = qm.NearestQuery(nearest=_client_vector(mmr.vector), mmr=qm.Mmr(diversity=mmr.diversity, candidates_limit=mmr.candidates))
+            using = None
         with warnings.catch_warnings():
             # local mode (tests) always searches exactly and says so; a server uses the params
             warnings.simplefilter("ignore", UserWarning)
