@@ -7,7 +7,7 @@
 Not a test. Only 127.0.0.1 (or localhost), bounded in clients, seconds and requests. The song ids
 are read from the live songs_w2v (the same SONGSEARCH_HOME / QDRANT_URL as the server). With
 --publish the command starts --publish-after seconds in (an ingest that publishes a new version
-while the load runs); /health is polled twice a second to report when the version changed.
+while the load runs), and the load goes on until it has finished (at most 120 s); /health is polled twice a second to report when the version changed.
 Prints requests/s, p50 and p99 latency, errors (not 200) and empty answers (200, no songs).
 """
 
@@ -39,18 +39,19 @@ async def request(reader, writer, host: str, path: str, key: str | None) -> tupl
 
 
 class Tally:
-    def __init__(self):
+    def __init__(self, deadline: float):
+        self.deadline = deadline  # moved on while --publish runs, up to MAX_SECONDS
         self.latencies: list[float] = []
         self.errors = self.empty = 0
         self.first_errors: list[str] = []
         self.versions: list[tuple[float, str]] = []
 
 
-async def client(url, ids, key, deadline, tally: Tally, limit: int) -> None:
+async def client(url, ids, key, tally: Tally, limit: int) -> None:
     host, port = url.hostname, url.port or 80
     reader, writer = await asyncio.open_connection(host, port)
     try:
-        while time.perf_counter() < deadline and len(tally.latencies) + tally.errors < MAX_REQUESTS:
+        while time.perf_counter() < tally.deadline and len(tally.latencies) + tally.errors < MAX_REQUESTS:
             start = time.perf_counter()
             try:
                 status, body = await request(reader, writer, url.netloc, f"/similar?id={random.choice(ids)}&limit={limit}", key)
@@ -71,10 +72,10 @@ async def client(url, ids, key, deadline, tally: Tally, limit: int) -> None:
         writer.close()
 
 
-async def watch_versions(url, key, deadline, tally: Tally, started: float) -> None:
+async def watch_versions(url, key, tally: Tally, started: float) -> None:
     reader, writer = await asyncio.open_connection(url.hostname, url.port or 80)
     try:
-        while time.perf_counter() < deadline:
+        while time.perf_counter() < tally.deadline:
             status, body = await request(reader, writer, url.netloc, "/health", key)
             version = json.loads(body)["aliases"]["songs_w2v"]["version"] if status == 200 else f"status {status}"
             if not tally.versions or tally.versions[-1][1] != version:
@@ -98,20 +99,23 @@ async def run(args) -> Tally:
     url = urlsplit(args.url)
     key = os.environ.get("SONGSEARCH_API_KEY") or None
     ids = song_ids(10_000)
-    tally = Tally()
     started = time.perf_counter()
-    deadline = started + args.seconds
+    tally = Tally(started + args.seconds)
     publisher = None
 
-    async def publish_later():
+    async def publish_during_load():
+        """Start --publish, and keep the load on until it has finished (at most MAX_SECONDS in all)."""
         nonlocal publisher
         await asyncio.sleep(args.publish_after)
         publisher = subprocess.Popen(shlex.split(args.publish), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        while publisher.poll() is None and time.perf_counter() < started + MAX_SECONDS:
+            tally.deadline = max(tally.deadline, time.perf_counter() + 2)
+            await asyncio.sleep(0.2)
 
-    tasks = [client(url, ids, key, deadline, tally, args.limit) for _ in range(args.clients)]
-    tasks.append(watch_versions(url, key, deadline, tally, started))
+    tasks = [client(url, ids, key, tally, args.limit) for _ in range(args.clients)]
+    tasks.append(watch_versions(url, key, tally, started))
     if args.publish:
-        tasks.append(publish_later())
+        tasks.append(publish_during_load())
     await asyncio.gather(*tasks)
     tally.seconds = time.perf_counter() - started
     if publisher is not None:
