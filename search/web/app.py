@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hmac
 import os
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Callable
 
@@ -24,7 +25,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from search import cli
 from search.api import Answer, SongSearch
 from search.clikit import flag_for
-from search.contract import ArgumentError, NotFoundError, SongSearchError, StoreUnavailableError
+from search.contract import ArgumentError, NotFoundError, Settings, SongSearchError, StoreUnavailableError
 from search.web.docs import docs_page, openapi_parameters
 
 #: What one request may ask (also in the OpenAPI docs and README.md).
@@ -183,10 +184,15 @@ def _refusal(scope, expected: bytes | None) -> JSONResponse | None:
 def create_app(search: SongSearch | None = None, api_key: str | None = None, cors_origins: tuple[str, ...] = ()) -> FastAPI:
     """The app over ``search`` (by default the configured store: embedded, or QDRANT_URL)."""
     songs = Songs(search)
-    app = FastAPI(title="songsearch", version=_version(), docs_url=None, redoc_url=None,
+
+    @asynccontextmanager
+    async def lifespan(app):
+        yield
+        songs.close()
+
+    app = FastAPI(title="songsearch", version=_version(), docs_url=None, redoc_url=None, lifespan=lifespan,
                   description=f"The `search` CLI's queries over HTTP. Limits: `limit` at most {MAX_LIMIT}, values at most {MAX_TEXT} "
                               f"characters, lists at most {MAX_LIST} entries, query strings at most {MAX_QUERY_STRING} bytes.")
-    app.router.on_shutdown.append(songs.close)
     page = (Path(__file__).with_name("page.html")).read_text()
 
     @app.get("/", response_class=HTMLResponse, include_in_schema=False)
@@ -256,6 +262,7 @@ def app_from_env() -> FastAPI:
 def run(host: str, port: int, workers: int, api_key: str | None, cors_origins: tuple[str, ...]) -> None:
     import uvicorn
 
+    Settings.from_env()  # a bad QDRANT_TIMEOUT is the CLI's one line here, not a traceback in a worker
     if api_key:
         os.environ["SONGSEARCH_API_KEY"] = api_key
     if cors_origins:
