@@ -49,3 +49,18 @@ def show_neighbours(driver, base_url: str, typed: str, timeout_s: float = 10.0) 
     rows = wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#neighbours tbody tr"))
     ms = float(wait.until(lambda d: d.find_element(By.ID, "neighbours").get_attribute("data-ms")))
     return ms, [row.find_element(By.CSS_SELECTOR, "button").text for row in rows]
+
+
+def new_song(driver, title: str = "", artist: str = "", played_with: str = "", timeout_s: float = 10.0) -> tuple[str, list[str]]:
+    """Fill in the page's new-song form (cold start) and submit it with the keyboard:
+    (the answer's heading, the titles answered)."""
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.common.keys import Keys
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    driver.execute_script("document.querySelector('#neighbours tbody').replaceChildren()")
+    for field, value in (("ns-title", title), ("ns-artist", artist), ("ns-context", played_with)):
+        driver.find_element(By.ID, field).send_keys(value)
+    driver.find_element(By.ID, "ns-title").send_keys(Keys.ENTER)
+    rows = WebDriverWait(driver, timeout_s, poll_frequency=0.01).until(lambda d: d.find_elements(By.CSS_SELECTOR, "#neighbours tbody tr"))
+    return driver.find_element(By.ID, "heading").text, [row.find_element(By.CSS_SELECTOR, "button").text for row in rows]

@@ -82,8 +82,12 @@ def test_the_page_finds_a_song_and_shows_its_neighbours(server):
         driver.get(base + "/")
         driver.execute_script("sessionStorage.setItem('songsearch-key', 's3cret')")
         ms, titles = browser.show_neighbours(driver, base, "metal thunder song 3")
+        cold_start = browser.new_song(driver, title="jazz blue", artist="Miles Davis")
     finally:
         driver.quit()
     print(f"neighbours {ms:.0f} ms after the click")
     assert len(titles) == 10 and all(t.startswith("metal thunder") for t in titles), titles
     assert ms < 3000  # the target is 300 ms
+    heading, cold_titles = cold_start
+    assert heading.startswith("Songs for a new song titled 'jazz blue', by 'Miles Davis'")
+    assert cold_titles and all(t.startswith("jazz blue") for t in cold_titles[:5]), cold_titles
