@@ -9,6 +9,7 @@ import click
 from ingest import publish as pub
 from ingest.pipeline import IngestReport, ingest_lock, run_ingest, run_update
 from search.contract import Settings
+from search.encoder import TitleCache
 from search.store import open_store
 from ingest.train import PRESETS, DEFAULT_PRESET
 from search.clikit import OneLineErrorGroup, format_table
@@ -36,6 +37,13 @@ def _print_summary(report: IngestReport) -> None:
     rows = [[name, f"{seconds:.1f}"] for name, seconds in report.seconds.items()]
     rows.append(["total", f"{sum(report.seconds.values()):.1f}"])
     click.echo(format_table(["stage", "seconds"], rows))
+
+
+def _encoder(ctx):
+    """The metadata encoder from ``obj={"encoder_factory": f}`` (tests pass a fake), f(title cache);
+    None: the pipeline's own (the real MiniLM)."""
+    factory = (ctx.obj or {}).get("encoder_factory")
+    return factory(TitleCache(Settings.from_env().cache_dir)) if factory else None
 
 
 @click.group(cls=OneLineErrorGroup, invoke_without_command=True)
@@ -69,12 +77,12 @@ def cli(ctx, data, preset, update_file, songs_file, keep, force, quiet, sg, **op
             raise click.UsageError("--update continues the live model with its own settings: no --data, --preset or training options")
         if force:
             raise click.UsageError("--force goes with a full ingest: --update runs no quality gate")
-        _print_summary(run_update(update_file, songs_file, keep=keep, show_progress=not quiet))
+        _print_summary(run_update(update_file, songs_file, keep=keep, show_progress=not quiet, encoder=_encoder(ctx)))
         return
     if songs_file:
         raise click.UsageError("--songs goes with --update")
     settings = PRESETS[preset].with_options(sg=int(sg) if sg is not None else None, **options)
-    _print_summary(run_ingest(data=data, w2v=settings, keep=keep, show_progress=not quiet, force=force))
+    _print_summary(run_ingest(data=data, w2v=settings, keep=keep, show_progress=not quiet, force=force, encoder=_encoder(ctx)))
 
 
 @cli.command()

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 from ingest.cli import cli as ingest_cli
 from search.cli import cli as search_cli
 from search.contract import Settings
-from tests.conftest import ingest_planted, write_planted_dataset
+from search.encoder import MetadataEncoder
+from tests.conftest import fake_title_model, ingest_planted, write_planted_dataset
 
 
 @pytest.fixture
@@ -159,10 +160,9 @@ def test_bad_data_is_one_line_exit_1(runner, ingested_home, args, text):
     assert text in result.output
 
 
-def test_ingest_cli_prints_a_summary_and_publishes(runner, planted, home_settings, monkeypatch):
-    monkeypatch.setattr("ingest.pipeline.MetadataEncoder", _fake_encoder_factory())
+def test_ingest_cli_prints_a_summary_and_publishes(runner, planted, home_settings):
     result = runner.invoke(ingest_cli, ["--data", str(planted.directory), "--quiet", "--epochs", "30", "--vector-size", "16", "--window", "5",
-         "--negative", "5", "--sample", "1e-3", "--ns-exponent", "0.75", "--seed", "7", "--workers", "1"])
+         "--negative", "5", "--sample", "1e-3", "--ns-exponent", "0.75", "--seed", "7", "--workers", "1"], obj=FAKE_ENCODER)
     assert result.exit_code == 0, result.output
     assert "48 songs" in result.output and "240 playlists" in result.output
     assert "songs_w2v: 48 vectors" in result.output and "songs_meta: 48 vectors" in result.output
@@ -187,11 +187,8 @@ def test_ingest_bad_data_is_one_line_and_publishes_nothing(runner, planted, home
     assert one_line_error(search, exit_code=1) and "run `ingest` first" in search.output
 
 
-def _fake_encoder_factory():
-    from search.encoder import MetadataEncoder
-    from tests.conftest import fake_title_model
-
-    return lambda cache=None: MetadataEncoder(title_model=fake_title_model, cache=cache)
+#: what `ingest`'s commands take to embed titles with the deterministic fake instead of MiniLM
+FAKE_ENCODER = {"encoder_factory": lambda cache: MetadataEncoder(title_model=fake_title_model, cache=cache)}
 
 
 @pytest.mark.parametrize("unknown", ["99999", "99999999999999999999999"])

@@ -242,8 +242,7 @@ def test_bad_updates_are_one_line_errors_and_leave_the_live_version(planted, hom
             raise OSError(errno.ENOSPC, "No space left on device")
 
         monkeypatch.setattr(ModelDir, "save_model", full_disk)
-    monkeypatch.setattr("ingest.pipeline.MetadataEncoder", lambda cache=None: MetadataEncoder(fake_title_model, cache))
-    result = CliRunner().invoke(ingest_cli, args)
+    result = CliRunner().invoke(ingest_cli, args, obj={"encoder_factory": lambda cache: MetadataEncoder(fake_title_model, cache)})
     lines = result.output.strip().splitlines()
     assert result.exit_code == 1 and len(lines) == 1 and expected in lines[0], result.output
     with open_store(home_settings) as store:

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import sparse
 
 from ingest.evaluation.baselines import ItemItem
-from ingest.evaluation.metrics import MethodResult, score
+from ingest.evaluation.metrics import HEADLINE_K, MethodResult, score
 from ingest.evaluation.served import ServedModel
 from ingest.evaluation.split import EvalData, Queries
 from search.api import Answer, SongSearch
@@ -90,13 +90,14 @@ def continuation_methods(served: ServedModel, item_item: ItemItem, ks: Sequence[
 
 
 def shape_methods(served: ServedModel, ks: Sequence[int], limit: int = MAX_QUERIES) -> list[dict]:
-    """Per shape: the metrics at each k (MethodResult) and the mean distinct artists per answer."""
+    """Per shape: the metrics at each k (MethodResult) and the mean distinct artists in an
+    answer's first HEADLINE_K songs."""
     data, k = served.data, max(ks)
     queries = data.queries.take(limit)
     song_ids = [int(i) for i in data.ids[queries.song]]
     rows = []
     for name, note, options in SHAPES:
         answers, served_answers = _served(data, served.search, song_ids, k, lambda s, song, o=options: s.similar(song, limit=k, **o))
-        artists = float(np.mean([len({r.artist for r in a.results[:k]}) for a in served_answers])) if served_answers else float("nan")
+        artists = float(np.mean([len({r.artist for r in a.results[:HEADLINE_K]}) for a in served_answers])) if served_answers else float("nan")
         rows.append({"result": score(name, answers, data, queries, ks, note), "artists": artists})
     return rows

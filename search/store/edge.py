@@ -66,19 +66,13 @@ def _edge_query(item):
 class EdgeStore(Store):
     def __init__(self, root: Path):
         self.root = Path(root)
+        self._collections_dir = self.root / "collections"
+        self._aliases_file = self.root / "aliases.json"
         self._shards: dict[str, qe.EdgeShard] = {}
         self._aliases: dict[str, str] = {}
         self._aliases_stamp: tuple | None = None
 
-    # -- paths and aliases --
-    @property
-    def _collections_dir(self) -> Path:
-        return self.root / "collections"
-
-    @property
-    def _aliases_file(self) -> Path:
-        return self.root / "aliases.json"
-
+    # -- aliases --
     def aliases(self) -> dict[str, str]:
         try:
             st = self._aliases_file.stat()
