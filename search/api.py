@@ -20,7 +20,7 @@ from typing import Iterator, Literal, Mapping, Sequence
 from search import find
 from search import fusion as fu
 from search import query as core
-from search.contract import META_ALIAS, W2V_ALIAS, ArgumentError, Settings, SongSearchError, song_id
+from search.contract import META_ALIAS, W2V_ALIAS, VERSION_SEPARATOR, ArgumentError, NotFoundError, Settings, song_id
 from search.find import Filters
 from search.query import DEFAULT_FUSION, Evidence, EvidenceFusion, Result
 from search.store import Hit, Nearest, PayloadFilter, Reader, Search, open_store
@@ -164,8 +164,8 @@ class SongSearch:
         if song in found:
             return found[song]
         if self.store.retrieve(self._meta, [song]):
-            raise SongSearchError(f"song {song} is in no playlist the model was trained on: ask the hybrid or cold start")
-        raise SongSearchError(f"unknown song id {song}")
+            raise NotFoundError(f"song {song} is in no playlist the model was trained on: ask the hybrid or cold start")
+        raise NotFoundError(f"unknown song id {song}")
 
     def _w2v_answer(self, probe: core.Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", label: str = "w2v", fusion: EvidenceFusion = DEFAULT_FUSION, per_artist: int | None = None, diversity: float | None = None) -> tuple[tuple[str, ...], list[Hit]]:
         """songs_w2v's answer to ``probe``, and the evidence it asked for."""
@@ -186,6 +186,14 @@ class SongSearch:
 
     def _results(self, hits: Sequence[Hit], sources: Mapping[int, tuple[str, ...]], probe: core.Probe | None) -> tuple[Result, ...]:
         return tuple(core.with_evidence(self.store, self._w2v, hits, sources, probe))
+
+    def status(self) -> dict:
+        """What is live: each alias's collection and version, and its point count (one pinned version)."""
+        self._pin()
+        live = {}
+        for alias, name in ((W2V_ALIAS, self._w2v), (META_ALIAS, self._meta)):
+            live[alias] = {"collection": name, "version": name.partition(VERSION_SEPARATOR)[2] or None, "points": self.store.count(name)}
+        return live
 
     # -- queries --
     def songs(self, query: str, *, limit: int = 10, artist: str | None = None, filters: Filters | None = None) -> Answer:
@@ -293,7 +301,7 @@ class SongSearch:
         song = self._resolve(song, trained=False)
         meta_point = self.store.retrieve(self._meta, [song], with_vectors=True).get(song)
         if meta_point is None:
-            raise SongSearchError(f"unknown song id {song}")
+            raise NotFoundError(f"unknown song id {song}")
         flt = self.payload_filter(artist, collection=self._meta, filters=filters).without_ids([song])
         depth = fu.candidates(limit)
         lists = {"meta": (("meta",), self._meta_hits(meta_point.vector, depth, flt))}

@@ -119,11 +119,17 @@ def cli():
 @click.option("--artist", help="Only songs by this artist (case-insensitive).")
 @_filter_options
 @_output_options
-def songs(query, artist, tags, exclude_artists, min_plays, max_plays, limit, as_json):
+@click.pass_context
+def songs(ctx, as_json, **_):
     """Songs whose title or artist holds the words of QUERY, best match first: their ids."""
     with SongSearch() as search:
-        answer = search.songs(query, limit=limit, artist=artist, filters=_filters(None, tags, exclude_artists, min_plays, max_plays))
-        _print_answer(answer, as_json, found=True)
+        _print_answer(ask_songs(search, ctx), as_json, found=True)
+
+
+def ask_songs(search: SongSearch, ctx: click.Context) -> Answer:
+    """The API call of ``search songs`` (and of ``GET /songs``), from the parsed options."""
+    p = ctx.params
+    return search.songs(p["query"], limit=p["limit"], artist=p["artist"], filters=_filters(None, p["tags"], p["exclude_artists"], p["min_plays"], p["max_plays"]))
 
 
 @cli.command()
@@ -138,8 +144,16 @@ def songs(query, artist, tags, exclude_artists, min_plays, max_plays, limit, as_
 @_fusion_options
 @_output_options
 @click.pass_context
-def similar(ctx, song, name, by, limit, artist, evidence, hybrid, method, weights, as_json, tags, exclude_artists, min_plays, max_plays, per_artist, diversity):
+def similar(ctx, as_json, **_):
     """Songs played in the same contexts as a song (--id or --song)."""
+    with SongSearch() as search:
+        _print_answer(ask_similar(search, ctx), as_json)
+
+
+def ask_similar(search: SongSearch, ctx: click.Context) -> Answer:
+    """The API call of ``search similar`` (and of ``GET /similar``), from the parsed options."""
+    p = ctx.params
+    song, name, by, hybrid = p["song"], p["name"], p["by"], p["hybrid"]
     if (song is None) == (name is None):
         raise click.UsageError("give one of --id and --song")
     if by is not None and name is None:
@@ -149,14 +163,11 @@ def similar(ctx, song, name, by, limit, artist, evidence, hybrid, method, weight
         raise click.UsageError(f"{' and '.join(given(('--fusion', 'method'), ('--weights', 'weights')))} go with --hybrid")
     if hybrid and given(("--evidence", "evidence"), ("--per-artist", "per_artist"), ("--diversity", "diversity")):
         raise click.UsageError(f"{given(('--evidence', 'evidence'), ('--per-artist', 'per_artist'), ('--diversity', 'diversity'))[0]} goes without --hybrid")
-    filters = _filters(None, tags, exclude_artists, min_plays, max_plays)
-    with SongSearch() as search:
-        song = song if name is None else search.song_named(name, by, trained=not hybrid)
-        if hybrid:
-            answer = search.similar_hybrid(song, limit=limit, artist=artist, method=method, weights=weights, filters=filters)
-        else:
-            answer = search.similar(song, limit=limit, artist=artist, evidence=evidence, filters=filters, per_artist=per_artist, diversity=diversity)
-        _print_answer(answer, as_json)
+    filters = _filters(None, p["tags"], p["exclude_artists"], p["min_plays"], p["max_plays"])
+    song = song if name is None else search.song_named(name, by, trained=not hybrid)
+    if hybrid:
+        return search.similar_hybrid(song, limit=p["limit"], artist=p["artist"], method=p["method"], weights=p["weights"], filters=filters)
+    return search.similar(song, limit=p["limit"], artist=p["artist"], evidence=p["evidence"], filters=filters, per_artist=p["per_artist"], diversity=p["diversity"])
 
 
 @cli.command("cold-start")
@@ -168,14 +179,21 @@ def similar(ctx, song, name, by, limit, artist, evidence, hybrid, method, weight
 @_shape_options
 @_fusion_options
 @_output_options
-def cold_start(context, title, artist, only_artist, limit, as_json, method, weights, tags, exclude_artists, min_plays, max_plays, per_artist, diversity):
+@click.pass_context
+def cold_start(ctx, as_json, **_):
     """Songs for a song the model never saw, from its context and/or its metadata."""
     with SongSearch() as search:
-        answer = search.cold_start(
-            context=context, title=title, artist=artist, limit=limit, only_artist=only_artist, method=method, weights=weights,
-            filters=_filters(None, tags, exclude_artists, min_plays, max_plays), per_artist=per_artist, diversity=diversity,
-        )
-        _print_answer(answer, as_json)
+        _print_answer(ask_cold_start(search, ctx), as_json)
+
+
+def ask_cold_start(search: SongSearch, ctx: click.Context) -> Answer:
+    """The API call of ``search cold-start`` (and of ``GET /cold-start``), from the parsed options."""
+    p = ctx.params
+    return search.cold_start(
+        context=p["context"], title=p["title"], artist=p["artist"], limit=p["limit"], only_artist=p["only_artist"], method=p["method"],
+        weights=p["weights"], filters=_filters(None, p["tags"], p["exclude_artists"], p["min_plays"], p["max_plays"]),
+        per_artist=p["per_artist"], diversity=p["diversity"],
+    )
 
 
 @cli.command()
@@ -186,27 +204,56 @@ def cold_start(context, title, artist, only_artist, limit, as_json, method, weig
 @_filter_options
 @_shape_options
 @_output_options
-def recommend(like, dislike, artist, evidence, tags, exclude_artists, min_plays, max_plays, per_artist, diversity, limit, as_json):
+@click.pass_context
+def recommend(ctx, as_json, **_):
     """Songs for a listener: near the liked songs, away from the disliked (Qdrant's recommend)."""
     with SongSearch() as search:
-        answer = search.recommend(like, dislike=dislike, limit=limit, artist=artist, evidence=evidence, per_artist=per_artist,
-                                  diversity=diversity, filters=_filters(None, tags, exclude_artists, min_plays, max_plays))
-        _print_answer(answer, as_json)
+        _print_answer(ask_recommend(search, ctx), as_json)
+
+
+def ask_recommend(search: SongSearch, ctx: click.Context) -> Answer:
+    """The API call of ``search recommend`` (and of ``GET /recommend``), from the parsed options."""
+    p = ctx.params
+    return search.recommend(p["like"], dislike=p["dislike"], limit=p["limit"], artist=p["artist"], evidence=p["evidence"], per_artist=p["per_artist"],
+                            diversity=p["diversity"], filters=_filters(None, p["tags"], p["exclude_artists"], p["min_plays"], p["max_plays"]))
 
 
 @cli.command()
 @click.option("--artist", help="Only tags of this artist's songs.")
 @click.option("--limit", default=20, show_default=True, type=click.IntRange(min=1, max=10_000), help="How many tags.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON array instead of a table.")
-def tags(artist, limit, as_json):
+@click.pass_context
+def tags(ctx, artist, limit, as_json):
     """The most common tags (what --tag accepts) and how many songs carry each."""
     with SongSearch() as search:
-        counts = search.tags(limit=limit, artist=artist)
+        counts = ask_tags(search, ctx)
     if as_json:
-        click.echo(json.dumps([{"tag": t, "songs": n} for t, n in counts], indent=2, ensure_ascii=False))
+        click.echo(json.dumps(tag_objects(counts), indent=2, ensure_ascii=False))
         return
     click.echo("Most common tags" + (f" of {artist}" if artist else ""))
     click.echo(format_table(["tag", "songs"], [[t, str(n)] for t, n in counts]))
+
+
+def ask_tags(search: SongSearch, ctx: click.Context) -> list[tuple[str, int]]:
+    """The API call of ``search tags`` (and of ``GET /tags``), from the parsed options."""
+    return search.tags(limit=ctx.params["limit"], artist=ctx.params["artist"])
+
+
+def tag_objects(counts: list[tuple[str, int]]) -> list[dict]:
+    return [{"tag": t, "songs": n} for t, n in counts]
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on (0.0.0.0: every interface).")
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535), help="TCP port.")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64), help="Processes, each with its own SongSearch.")
+@click.option("--api-key", envvar="SONGSEARCH_API_KEY", help="Require this key in the X-API-Key header. [env: SONGSEARCH_API_KEY]")
+@click.option("--cors-origin", "cors_origins", multiple=True, help="Allow browser calls from this origin (repeatable). [default: none]")
+def serve(host, port, workers, api_key, cors_origins):
+    """Answer these queries over HTTP (JSON, a web page at /, OpenAPI docs at /docs)."""
+    from search.web.app import run  # fastapi and uvicorn only when serving
+
+    run(host, port, workers, api_key, cors_origins)
 
 
 def main():

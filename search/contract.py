@@ -86,6 +86,14 @@ class SongSearchError(Exception):
     """An error the user can act on; the CLIs print it as one line and exit non-zero."""
 
 
+class NotFoundError(SongSearchError):
+    """No song has the id or name asked for (HTTP: 404)."""
+
+
+class StoreUnavailableError(SongSearchError):
+    """The store cannot answer: a server out of reach, nothing ingested yet (HTTP: 503)."""
+
+
 class ArgumentError(SongSearchError):
     """A bad value of one argument of the API; the CLIs name their flag for it instead."""
 
@@ -111,7 +119,7 @@ def song_id(value, argument: str = "song") -> int:
     except (TypeError, ValueError):
         raise ArgumentError(argument, f"must be a song id, got {value!r}") from None
     if number != value or not 0 <= number <= MAX_SONG_ID:
-        raise SongSearchError(f"unknown song id {value}")
+        raise NotFoundError(f"unknown song id {value}")
     return number
 
 

@@ -15,7 +15,7 @@ import difflib
 from dataclasses import dataclass, replace
 from typing import Sequence
 
-from search.contract import NAME_FIELD, W2V_ALIAS, ArgumentError, SongSearchError, artist_key, fold_text, song_id
+from search.contract import NAME_FIELD, W2V_ALIAS, ArgumentError, NotFoundError, SongSearchError, artist_key, fold_text, song_id
 from search.store import Hit, PayloadFilter, Reader
 
 #: tags read to suggest the nearest known ones (yes_complete has a few hundred)
@@ -158,5 +158,5 @@ def resolve_song(reader: Reader, collection: str, name: str, by: str | None = No
         shown = name if len(name) <= 60 else name[:57] + "..."
         near = find_songs(reader, collection, name, 1, flt or None, argument)
         hint = f": did you mean {label(near[0].song_id, near[0].payload)}?" if near else ""
-        raise SongSearchError(f"no song matches {shown!r}" + (f" by {by!r}" if by else "") + hint)
+        raise NotFoundError(f"no song matches {shown!r}" + (f" by {by!r}" if by else "") + hint)
     return hits[0]

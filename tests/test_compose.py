@@ -15,6 +15,7 @@ import shlex
 import shutil
 import socket
 import subprocess
+import sys
 import threading
 import tomllib
 from pathlib import Path
@@ -28,6 +29,11 @@ COMPOSE_FILE = ROOT / "docker-compose.yml"
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
 CODE_DIRS = ("search", "ingest")
+#: Read only by `search serve` (search/web): the search service's, not the ingest job's.
+SERVE_DIR = "search/web"
+SEARCH_PORT = 8080
+#: Variables the search service does not set: datasets are the ingest's; SONGSEARCH_HOME is the image's.
+NOT_FOR_SEARCH = {"SONGSEARCH_DATA", "SONGSEARCH_HOME"}
 
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 QDRANT_STORAGE = "/qdrant/storage"
@@ -57,6 +63,12 @@ def qdrant(compose) -> dict:
 def ingest(compose) -> dict:
     assert "ingest" in compose["services"], "no ingest service"
     return compose["services"]["ingest"]
+
+
+@pytest.fixture(scope="module")
+def search_service(compose) -> dict:
+    assert "search" in compose["services"], "no search service"
+    return compose["services"]["search"]
 
 
 @pytest.fixture(scope="module")
@@ -109,16 +121,19 @@ def port_mappings(service: dict) -> list[tuple[str | None, int]]:
     return out
 
 
-def env_vars_read_by_code() -> set[str]:
-    """Every environment variable the packages read: os.environ.get / os.getenv / os.environ[...]."""
+def env_vars_read_by_code(directories=CODE_DIRS, excluding: str | None = None) -> set[str]:
+    """Every environment variable the packages read: os.environ.get / os.getenv / os.environ[...]
+    (outside the directory ``excluding``)."""
     patterns = [
         r"""environ\.get\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""",
         r"""getenv\(\s*["']([A-Za-z_][A-Za-z0-9_]*)["']""",
         r"""environ\[\s*["']([A-Za-z_][A-Za-z0-9_]*)["']\s*\](?!\s*=[^=])""",
     ]
     names: set[str] = set()
-    for directory in CODE_DIRS:
+    for directory in directories:
         for path in sorted((ROOT / directory).rglob("*.py")):
+            if excluding and path.is_relative_to(ROOT / excluding):
+                continue
             source = path.read_text()
             for pattern in patterns:
                 names.update(re.findall(pattern, source))
@@ -190,9 +205,9 @@ def test_qdrant_restarts_and_takes_the_api_key_from_the_environment(qdrant):
     )
 
 
-def healthcheck_argv(qdrant: dict) -> list[str]:
-    test = (qdrant.get("healthcheck") or {}).get("test")
-    assert test, "qdrant has no healthcheck"
+def healthcheck_argv(service: dict) -> list[str]:
+    test = (service.get("healthcheck") or {}).get("test")
+    assert test, "no healthcheck"
     if isinstance(test, str):
         test = ["CMD-SHELL", test]
     kind, *args = test
@@ -278,7 +293,7 @@ def test_ingest_runs_the_ingest_console_script(ingest, pyproject):
 
 
 def test_ingest_environment_is_exactly_what_the_code_reads(ingest):
-    read = env_vars_read_by_code()
+    read = env_vars_read_by_code(excluding=SERVE_DIR)
     contract = (ROOT / "search" / "contract.py").read_text()
     assert read and any(name in contract for name in read), "found no environment variable read by the code"
     assert set(environment(ingest)) == read, (
@@ -407,3 +422,59 @@ def test_dockerignore_keeps_venv_git_and_datasets_out(ingest):
         default = re.fullmatch(r"\$\{\w+:?-\.?/?([\w.-]+)\}", mount["source"] or "")
         if default:
             assert default.group(1) in ignored, f"{default.group(1)} (a dataset directory) is sent to docker build"
+
+
+# -- the search service (`search serve`) ---------------------------------------
+
+
+def test_search_serves_the_qdrant_collections_once_qdrant_is_healthy(search_service, pyproject):
+    build = search_service.get("build")
+    assert (build.get("context") if isinstance(build, dict) else build) in {".", "./"}
+    assert search_service.get("depends_on", {}).get("qdrant", {}).get("condition") == "service_healthy"
+    assert search_service.get("restart") in {"always", "unless-stopped", "on-failure"}
+    entry = search_service.get("entrypoint") or search_service.get("command")
+    argv = shlex.split(entry) if isinstance(entry, str) else list(entry)
+    assert argv[:2] == ["search", "serve"] and "search" in pyproject["project"]["scripts"], argv
+    port = int(argv[argv.index("--port") + 1]) if "--port" in argv else SEARCH_PORT
+    # inside the container it listens on every interface; the host publishes it on 127.0.0.1 only
+    assert port_mappings(search_service) == [("127.0.0.1", port)]
+    assert urlsplit(environment(search_service)["QDRANT_URL"]).hostname == "qdrant"
+
+
+def test_search_environment_is_what_the_code_reads(search_service, qdrant):
+    env = environment(search_service)
+    assert set(env) == env_vars_read_by_code() - NOT_FOR_SEARCH, f"compose sets {sorted(env)}"
+    assert env["QDRANT_API_KEY"] == environment(qdrant).get("QDRANT__SERVICE__API_KEY")
+    for name, value in env.items():
+        if name not in FIXED_IN_COMPOSE:
+            assert re.fullmatch(rf"\$\{{{name}:?-\}}", value or ""), f"{name} should be passed through as ${{{name}:-}}, got {value!r}"
+
+
+class _FakeSearch(http.server.BaseHTTPRequestHandler):
+    status, key = 200, ""
+
+    def do_GET(self):  # noqa: N802 - http.server's naming
+        ok = self.path == "/health" and self.headers.get("X-API-Key", "") == self.key
+        self.send_response(self.status if ok else 401)
+        self.end_headers()
+        self.wfile.write(b"{}")
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("status, key, healthy", [(200, "", True), (200, "k3y", True), (503, "", False)])
+def test_search_healthcheck_passes_only_when_health_answers(search_service, monkeypatch, status, key, healthy):
+    argv = healthcheck_argv(search_service)
+    assert argv[0] in {"python", "python3"}, "the search image has python, not curl"
+    handler = type("Handler", (_FakeSearch,), {"status": status, "key": key})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("SONGSEARCH_API_KEY", key)
+    try:
+        argv = [sys.executable] + [re.sub(rf"\b{SEARCH_PORT}\b", str(server.server_address[1]), a) for a in argv[1:]]
+        code = subprocess.run(argv, capture_output=True, timeout=20).returncode
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert (code == 0) == healthy

@@ -1,4 +1,5 @@
-"""The search paths must not pay for the training stack: no torch, sentence-transformers or gensim."""
+"""The search paths must not pay for the training stack (no torch, sentence-transformers or gensim),
+nor for the HTTP server (fastapi, uvicorn: only `search serve` imports them)."""
 
 import json
 import subprocess
@@ -8,7 +9,7 @@ import pytest
 
 from tests.conftest import ingest_planted
 
-HEAVY = ("torch", "sentence_transformers", "gensim", "transformers")
+HEAVY = ("torch", "sentence_transformers", "gensim", "transformers", "fastapi", "starlette", "uvicorn")
 
 PROBE = """
 import json, sys

@@ -23,7 +23,7 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
+from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
 from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 2000
@@ -83,7 +83,7 @@ class EdgeStore(Store):
             try:
                 self._aliases = json.loads(self._aliases_file.read_text())
             except ValueError:
-                raise SongSearchError(f"{self._aliases_file} is damaged: `ingest rollback` rewrites it") from None
+                raise StoreUnavailableError(f"{self._aliases_file} is damaged: `ingest rollback` rewrites it") from None
             self._aliases_stamp = stamp
         return dict(self._aliases)
 
@@ -115,7 +115,7 @@ class EdgeStore(Store):
         if shard is None:
             path = self._collections_dir / name
             if not path.is_dir():
-                raise SongSearchError(f"collection {collection!r} is not in {self.root}: run `ingest` first")
+                raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first")
             shard = self._shards[name] = qe.EdgeShard.load(str(path))
         return shard
 

@@ -14,7 +14,7 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError
+from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
 from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 1000
@@ -67,8 +67,10 @@ def _one_line_errors(method):
         except Exception as exc:  # noqa: BLE001 - transport, HTTP and local-mode errors alike
             detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             if getattr(exc, "status_code", None) == 404 or "not found" in detail.lower():
-                raise SongSearchError(f"{detail} at {self.where}: run `ingest` first") from None
-            raise SongSearchError(f"Qdrant {method.__name__} failed at {self.where}: {detail}") from None
+                raise StoreUnavailableError(f"{detail} at {self.where}: run `ingest` first") from None
+            status = getattr(exc, "status_code", None)
+            unavailable = status is None or status >= 500  # no answer, or a server error: not the request's fault
+            raise (StoreUnavailableError if unavailable else SongSearchError)(f"Qdrant {method.__name__} failed at {self.where}: {detail}") from None
 
     return wrapper
 
@@ -85,7 +87,7 @@ class ServerStore(Store):
             client.get_collections()
         except Exception as exc:  # noqa: BLE001
             reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-            raise SongSearchError(f"cannot reach the Qdrant server at {url} (QDRANT_URL): {reason}") from None
+            raise StoreUnavailableError(f"cannot reach the Qdrant server at {url} (QDRANT_URL): {reason}") from None
         return cls(client, where=url)
 
     # -- writing --
