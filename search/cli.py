@@ -108,6 +108,23 @@ def _fusion_options(command):
     return click.option("--fusion", "method", type=click.Choice(FUSIONS), default="rrf", show_default=True, help="Reciprocal rank or distribution-based score fusion.")(command)
 
 
+def _query_options(fusion: bool):
+    """The options every song query shares: filters, shaping, (fusion,) output; and the context."""
+
+    def decorate(command):
+        for options in (_output_options, *((_fusion_options,) if fusion else ()), _shape_options, _filter_options):
+            command = options(command)
+        return click.pass_context(command)
+
+    return decorate
+
+
+def _answer(ctx: click.Context, ask, found: bool = False) -> None:
+    """Ask the API as ``ask(search, ctx)`` and print its answer."""
+    with SongSearch() as search:
+        _print_answer(ask(search, ctx), ctx.params["as_json"], found=found)
+
+
 @click.group(cls=OneLineErrorGroup)
 @click.version_option(package_name="songsearch")
 def cli():
@@ -120,10 +137,9 @@ def cli():
 @_filter_options
 @_output_options
 @click.pass_context
-def songs(ctx, as_json, **_):
+def songs(ctx, **_):
     """Songs whose title or artist holds the words of QUERY, best match first: their ids."""
-    with SongSearch() as search:
-        _print_answer(ask_songs(search, ctx), as_json, found=True)
+    _answer(ctx, ask_songs, found=True)
 
 
 def ask_songs(search: SongSearch, ctx: click.Context) -> Answer:
@@ -139,15 +155,10 @@ def ask_songs(search: SongSearch, ctx: click.Context) -> Answer:
 @click.option("--artist", help="Only songs by this artist (case-insensitive).")
 @click.option("--evidence", type=click.Choice(EVIDENCE), default="fused", show_default=True, help="Word2Vec and co-play fused by Qdrant, or one of them.")
 @click.option("--hybrid", is_flag=True, help="Also fuse the metadata collection (songs_meta).")
-@_filter_options
-@_shape_options
-@_fusion_options
-@_output_options
-@click.pass_context
-def similar(ctx, as_json, **_):
+@_query_options(fusion=True)
+def similar(ctx, **_):
     """Songs played in the same contexts as a song (--id or --song)."""
-    with SongSearch() as search:
-        _print_answer(ask_similar(search, ctx), as_json)
+    _answer(ctx, ask_similar)
 
 
 def ask_similar(search: SongSearch, ctx: click.Context) -> Answer:
@@ -175,15 +186,10 @@ def ask_similar(search: SongSearch, ctx: click.Context) -> Answer:
 @click.option("--title", help="Title of the new song.")
 @click.option("--artist", help="Artist of the new song.")
 @click.option("--only-artist", help="Only answer songs by this artist (case-insensitive).")
-@_filter_options
-@_shape_options
-@_fusion_options
-@_output_options
-@click.pass_context
-def cold_start(ctx, as_json, **_):
+@_query_options(fusion=True)
+def cold_start(ctx, **_):
     """Songs for a song the model never saw, from its context and/or its metadata."""
-    with SongSearch() as search:
-        _print_answer(ask_cold_start(search, ctx), as_json)
+    _answer(ctx, ask_cold_start)
 
 
 def ask_cold_start(search: SongSearch, ctx: click.Context) -> Answer:
@@ -201,14 +207,10 @@ def ask_cold_start(search: SongSearch, ctx: click.Context) -> Answer:
 @click.option("--dislike", callback=_songs, metavar="ID_OR_NAME,...", help="Songs the listener does not want more like.")
 @click.option("--artist", help="Only songs by this artist (case-insensitive).")
 @click.option("--evidence", type=click.Choice(EVIDENCE), default="fused", show_default=True, help="Word2Vec and co-play fused by Qdrant, or one of them.")
-@_filter_options
-@_shape_options
-@_output_options
-@click.pass_context
-def recommend(ctx, as_json, **_):
+@_query_options(fusion=False)
+def recommend(ctx, **_):
     """Songs for a listener: near the liked songs, away from the disliked (Qdrant's recommend)."""
-    with SongSearch() as search:
-        _print_answer(ask_recommend(search, ctx), as_json)
+    _answer(ctx, ask_recommend)
 
 
 def ask_recommend(search: SongSearch, ctx: click.Context) -> Answer:
