@@ -37,8 +37,7 @@ title-embedding cache), with the default settings and the embedded store.
 - Recall: served answers against exact search, on the version live at the end (which the update
   derived), for songs drawn uniformly and weighted by plays: each collection's dense vector alone,
   and the default `similar` request (both prefetches) with exact search. songs_w2v has no HNSW
-  graph (search/contract.py `INDEXES`): a search scans int8 copies and rescores with the stored
-  vectors; exact search reads the stored vectors only.
+  graph (search/contract.py `INDEXES`): its answers are exact by construction.
 - Fresh process: the `search` command, wall time.
 """
 ROOT = Path(__file__).resolve().parents[1]

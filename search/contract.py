@@ -56,10 +56,6 @@ class IndexSettings:
     sparse_full_scan_threshold: int = 5000
     #: store the dense vectors as float16 (half the memory a scan reads)
     float16: bool = False
-    #: also keep int8 copies of the dense vectors (scalar quantization) and scan those, then rescore
-    #: ``oversampling`` times the limit with the stored vectors
-    int8: bool = False
-    oversampling: float = 4.0
     #: vectors (KB) a segment holds before the optimizer builds its index
     indexing_threshold_kb: int = 1000
     #: vacuum a segment when this share of its points is deleted: a collection derived from the
@@ -68,11 +64,17 @@ class IndexSettings:
     vacuum_min_vector_number: int = 100
 
 
-#: songs_w2v has no HNSW graph: most songs have few plays and barely trained vectors, on which a
-#: graph finds few of the true neighbours; a scan of int8 copies, rescored with the stored vectors,
-#: finds them (benchmarks/bench.py measures recall against exact search).  songs_meta's MiniLM
-#: vectors suit HNSW, with a wide beam.
-INDEXES = {W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, int8=True), META_ALIAS: IndexSettings(hnsw_ef=1024)}
+#: songs_w2v is searched exactly: most songs have few plays and barely trained vectors, on which
+#: an HNSW graph finds few of the true neighbours (benchmarks/bench.py measures recall); float16
+#: halves what a scan reads.  (int8 copies scanned and rescored were measured too: a little faster
+#: per query, slower to load in a fresh process.)  songs_meta's MiniLM vectors suit HNSW, with a
+#: wide beam.
+#: A co-play query reads the posting lists of the query song's playlists, a few thousand entries:
+#: cheaper than scoring the sparse vectors of thousands of songs a tag or plays filter keeps.
+INDEXES = {
+    W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, sparse_full_scan_threshold=100),
+    META_ALIAS: IndexSettings(hnsw_ef=1024),
+}
 
 
 def index_settings(collection: str) -> IndexSettings:

@@ -156,15 +156,6 @@ def point_batches(ids, vectors: np.ndarray, payloads, sparse: Mapping[str, Seque
         yield batch
 
 
-def quantization_params(index, exact: bool) -> dict | None:
-    """How a search uses a collection's int8 copies (``IndexSettings.int8``): none there (None);
-    exact search ignores them; otherwise they are scanned and the best ``oversampling`` x limit
-    rescored with the stored vectors."""
-    if not index.int8:
-        return None
-    return {"ignore": True} if exact else {"rescore": True, "oversampling": index.oversampling}
-
-
 class Reader(ABC):
     """Reading collections. ``collection`` may be an alias or a physical name."""
 

@@ -24,7 +24,7 @@ import numpy as np
 import qdrant_edge as qe
 
 from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches, quantization_params
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 2000
 
@@ -128,7 +128,6 @@ class EdgeStore(Store):
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
         config = qe.EdgeConfig(
             vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype),
-            quantization_config=qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True) if index.int8 else None,
             sparse_vectors={v: qe.EdgeSparseVectorParams(full_scan_threshold=index.sparse_full_scan_threshold) for v in sparse_vectors} or None,
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(
@@ -233,9 +232,7 @@ class EdgeStore(Store):
 
     def search(self, collection: str, request: Search) -> list[Hit]:
         flt = _edge_filter(request.filter)
-        index = index_settings(collection)
-        quantization = quantization_params(index, request.exact)
-        params = qe.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=qe.QuantizationSearchParams(**quantization) if quantization else None)
+        params = qe.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
         lists = [_edge_query(n) for n in request.lists]
         if request.fusion is None:
             (query,) = lists

@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches, quantization_params
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 1000
 
@@ -101,7 +101,6 @@ class ServerStore(Store):
             vectors_config=qm.VectorParams(
                 size=dim, distance=qm.Distance.COSINE, datatype=qm.Datatype.FLOAT16 if index.float16 else None
             ),
-            quantization_config=qm.ScalarQuantization(scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, always_ram=True)) if index.int8 else None,
             sparse_vectors_config={
                 v: qm.SparseVectorParams(index=qm.SparseIndexParams(full_scan_threshold=index.sparse_full_scan_threshold)) for v in sparse_vectors
             } or None,
@@ -201,9 +200,7 @@ class ServerStore(Store):
     @_one_line_errors
     def search(self, collection: str, request: Search) -> list[Hit]:
         flt = _client_filter(request.filter)
-        index = index_settings(collection)
-        quantization = quantization_params(index, request.exact)
-        params = qm.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=qm.QuantizationSearchParams(**quantization) if quantization else None)
+        params = qm.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
         if request.fusion is None:
             (nearest,) = request.lists
             query, using, prefetch = _client_query(nearest), nearest.using, None
