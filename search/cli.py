@@ -9,6 +9,7 @@ import click
 
 from search.api import SIDES, Answer, SongSearch
 from search.clikit import OneLineErrorGroup, format_table
+from search.contract import ArgumentError, song_id
 from search.find import Filters
 from search.fusion import FUSIONS
 from search.query import EVIDENCE
@@ -56,10 +57,10 @@ def _songs(ctx, param, value):
 def _song_id(ctx, param, value):
     if value is None:
         return None
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()):
-        raise click.BadParameter(f"expected a song id (digits), got {value[:40]!r}")
-    return int(text)
+    try:
+        return song_id(value)  # the project's one id check (ASCII digits, within 64 bits)
+    except ArgumentError as exc:
+        raise click.BadParameter(exc.problem) from None
 
 
 def _weights(ctx, param, text):

@@ -81,8 +81,8 @@ class ServerStore(Store):
         self.where = where
 
     @classmethod
-    def connect(cls, url: str, api_key: str | None, timeout_s: float) -> "ServerStore":
-        client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
+    def connect(cls, url: str, api_key: str | None, timeout_s: int) -> "ServerStore":
+        client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s)
         try:
             client.get_collections()
         except Exception as exc:  # noqa: BLE001
