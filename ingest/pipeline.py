@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import shutil
 import sys
 import time
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ingest import janitor
 from ingest import publish as pub
 from ingest.collections import build_collections
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
@@ -74,15 +74,6 @@ def _bar(show: bool, desc: str, total: int | None = None, unit: str = "it"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, file=sys.stderr, leave=False)
 
 
-def _prune_models(settings: Settings, store: Store) -> None:
-    present = {v.name for v in pub.versions(store)}
-    if not settings.models_dir.is_dir():
-        return
-    for directory in settings.models_dir.iterdir():
-        if directory.is_dir() and directory.name not in present:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
 def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
     """The live version and the point digests its ingest recorded, if both are here."""
     live = pub.live_version(store)
@@ -128,7 +119,7 @@ def publish_model(
             pub.delete_unpublished(store, version)
             model_dir.remove()
         raise
-    _prune_models(settings, store)
+    janitor.sweep(settings, store)  # the dropped versions' model files
     report.vectors = {alias: len(data.ids) for alias, data in collections.items()}
     report.encoded_titles = encoder.encoded_titles
     return report
@@ -155,7 +146,7 @@ class _Run:
 
 @contextmanager
 def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
-    """Take the lock, open the store, and drop what a dead or refused ingest left behind."""
+    """Take the lock, open the store, and remove what a dead or failed run left behind."""
     if keep < 1:
         raise SongSearchError("--keep must be at least 1")
     settings = settings or Settings.from_env()
@@ -163,7 +154,7 @@ def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
         own_store = store is None
         store = store or open_store(settings)
         try:
-            pub.remove_leftovers(store)
+            janitor.sweep(settings, store)
             yield _Run(settings, store, encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir)), keep, show_progress)
         finally:
             if own_store:

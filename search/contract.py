@@ -101,6 +101,10 @@ class StoreUnavailableError(SongSearchError):
     """The store cannot answer: a server out of reach, nothing ingested yet (HTTP: 503)."""
 
 
+class AliasesDamagedError(StoreUnavailableError):
+    """The embedded store's aliases.json cannot be read as aliases: ``ingest rollback`` rewrites it."""
+
+
 class ArgumentError(SongSearchError):
     """A bad value of one argument of the API; the CLIs name their flag for it instead."""
 

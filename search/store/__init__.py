@@ -231,6 +231,10 @@ class Writer(ABC):
     @abstractmethod
     def delete_collection(self, name: str) -> None: ...
 
+    def temporaries(self) -> list:
+        """Paths of what a killed writer of this backend left behind (the ingest janitor removes them)."""
+        return []
+
     @abstractmethod
     def collections(self) -> list[str]: ...
 

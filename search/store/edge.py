@@ -17,16 +17,22 @@ import json
 import os
 import shutil
 import tempfile
+import time
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
+from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError
 from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
 
 UPSERT_BATCH = 2000
+#: Temporary names this backend creates (the janitor removes them): a collection being deleted,
+#: being copied, an aliases.json being written, and Qdrant Edge's own atomic writes in a shard.
+DELETING, COPYING, ALIASES_TMP, ENGINE_TMP = ".deleting-", ".copying-", ".aliases.", ".atomicwrite"
+#: an engine temporary younger than this may belong to a search loading the shard right now
+ENGINE_TMP_STALE_S = 300
 
 
 def _edge_filter(flt: PayloadFilter | None):
@@ -80,20 +86,33 @@ class EdgeStore(Store):
             return {}
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp != self._aliases_stamp:  # re-read only when ingest has published
-            try:
-                self._aliases = json.loads(self._aliases_file.read_text())
-            except ValueError:
-                raise StoreUnavailableError(f"{self._aliases_file} is damaged: `ingest rollback` rewrites it") from None
+            self._aliases = self._read_aliases()
             self._aliases_stamp = stamp
         return dict(self._aliases)
+
+    def _read_aliases(self) -> dict[str, str]:
+        """aliases.json, checked: the one place that reads it.  Anything but an object of names
+        (alias -> collection) is damaged, and `ingest rollback` rewrites it from the versions here."""
+        try:
+            aliases = json.loads(self._aliases_file.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            aliases = None  # not JSON (or not UTF-8)
+        if not (isinstance(aliases, dict) and all(isinstance(v, str) and v and "/" not in v and not v.startswith(".") for v in aliases.values())):
+            raise AliasesDamagedError(f"{self._aliases_file} is damaged (not an object of alias names): `ingest rollback` rewrites it")
+        return aliases
 
     def switch_aliases(self, mapping: dict[str, str]) -> None:
         for name in mapping.values():
             if not (self._collections_dir / name).is_dir():
                 raise SongSearchError(f"cannot point an alias at missing collection {name}")
-        merged = {**self.aliases(), **mapping}
+        try:
+            merged = {**self._read_aliases(), **mapping}
+        except AliasesDamagedError:
+            merged = dict(mapping)  # rewriting a damaged file is how it is repaired
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".aliases.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=ALIASES_TMP, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(merged, f, indent=1, sort_keys=True)
             f.flush()
@@ -109,13 +128,20 @@ class EdgeStore(Store):
     def _resolve(self, collection: str) -> str:
         return self.aliases().get(collection, collection)
 
+    def _missing(self, collection: str, name: str) -> str:
+        """Why ``collection`` cannot be read, and the one command that fixes it."""
+        where = f"{collection!r} (collection {name})" if name != collection else repr(collection)
+        if self.collections():
+            return f"{where} is not in {self.root}: `ingest rollback` points the aliases at a version on disk (`ingest versions` lists them)"
+        return f"{where} is not in {self.root}: nothing is published, run `ingest` first"
+
     def _shard(self, collection: str) -> qe.EdgeShard:
         name = self._resolve(collection)
         shard = self._shards.get(name)
         if shard is None:
             path = self._collections_dir / name
             if not path.is_dir():
-                raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first")
+                raise StoreUnavailableError(self._missing(collection, name))
             shard = self._shards[name] = qe.EdgeShard.load(str(path))
         return shard
 
@@ -155,7 +181,7 @@ class EdgeStore(Store):
         destination = self._collections_dir / target
         if destination.exists():
             raise SongSearchError(f"collection {target} already exists")
-        partial = destination.with_name(f".copying-{target}")
+        partial = destination.with_name(f"{COPYING}{target}")
         shutil.rmtree(partial, ignore_errors=True)
         shutil.copytree(self._collections_dir / self._resolve(source), partial)
         os.replace(partial, destination)
@@ -190,9 +216,17 @@ class EdgeStore(Store):
         path = self._collections_dir / name
         if path.exists():
             # rename first so that a half-deleted shard never sits under a valid name
-            trash = path.with_name(f".deleting-{name}-{os.getpid()}")
+            trash = path.with_name(f"{DELETING}{name}-{os.getpid()}")
             os.replace(path, trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+    def temporaries(self) -> list[Path]:
+        found = list(self.root.glob(f"{ALIASES_TMP}*.tmp"))
+        if self._collections_dir.is_dir():
+            found += [p for p in self._collections_dir.iterdir() if p.name.startswith((DELETING, COPYING))]
+            stale = time.time() - ENGINE_TMP_STALE_S
+            found += [p for p in self._collections_dir.glob(f"*/**/{ENGINE_TMP}*") if p.lstat().st_mtime < stale]
+        return found
 
     def collections(self) -> list[str]:
         if not self._collections_dir.is_dir():
