@@ -20,7 +20,7 @@ MAX_PROBLEMS_SHOWN = 10
 
 def _print_summary(report: IngestReport) -> None:
     if report.problems:
-        click.echo(f"{len(report.problems)} malformed line(s) skipped:", err=True)
+        click.echo(f"{len(report.problems)} problem(s) in the data, each with what was done:", err=True)
         for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
             click.echo(f"  {problem}", err=True)
         if len(report.problems) > MAX_PROBLEMS_SHOWN:

@@ -197,8 +197,8 @@ def _read_update(playlists_file: Path, songs_file: Path | None, catalogue: Catal
     """New playlists (no header lines) and new songs; every id must be known or come with --songs."""
     digest = hashlib.sha256()
     problems: list[str] = []
-    new_songs = parse_songs(read_lines(songs_file, digest), songs_file.name, problems) if songs_file else {}
-    lines = read_lines(playlists_file, digest)
+    new_songs = parse_songs(read_lines(songs_file, digest, problems), songs_file.name, problems) if songs_file else {}
+    lines = read_lines(playlists_file, digest, problems)
     known = catalogue.songs.keys() | new_songs.keys()
     unknown = sorted({int(t) for line in lines for t in line.split() if t.isdigit()} - known)
     if unknown:
