@@ -156,6 +156,12 @@ def point_batches(ids, vectors: np.ndarray, payloads, sparse: Mapping[str, Seque
         yield batch
 
 
+def error_line(exc: BaseException) -> str:
+    """The first line of an engine's or client's error (theirs run to pages), for a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 class Reader(ABC):
     """Reading collections. ``collection`` may be an alias or a physical name."""
 

@@ -13,6 +13,7 @@ sees the old pair of collections or the new pair, never a mix.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,8 @@ import numpy as np
 import qdrant_edge as qe
 
 from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, point_batches
+from search.store.files import check_free, copy_tree, disk_usage
 
 UPSERT_BATCH = 2000
 #: Temporary names this backend creates (the janitor removes them): a collection being deleted,
@@ -33,6 +35,18 @@ UPSERT_BATCH = 2000
 DELETING, COPYING, ALIASES_TMP, ENGINE_TMP = ".deleting-", ".copying-", ".aliases.", ".atomicwrite"
 #: an engine temporary younger than this may belong to a search loading the shard right now
 ENGINE_TMP_STALE_S = 300
+#: Qdrant Edge 0.9 has no read-only open: loading a shard rewrites its config and status files
+#: and maps its files for writing (same bytes, but possibly into sparse pages); with less free
+#: space than this a load could die by SIGBUS, so it is refused with one line instead
+MIN_FREE_TO_OPEN = 64 << 20
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    """False for a path that is gone (a search that made it may just have renamed it)."""
+    try:
+        return path.lstat().st_mtime < time.time() - seconds
+    except FileNotFoundError:
+        return False
 
 
 def _edge_filter(flt: PayloadFilter | None):
@@ -142,8 +156,43 @@ class EdgeStore(Store):
             path = self._collections_dir / name
             if not path.is_dir():
                 raise StoreUnavailableError(self._missing(collection, name))
-            shard = self._shards[name] = qe.EdgeShard.load(str(path))
+            shard = self._shards[name] = self._open(name, path)
         return shard
+
+    def _open(self, name: str, path: Path) -> qe.EdgeShard:
+        """Load a published shard.  The engine writes into a shard it loads (see MIN_FREE_TO_OPEN),
+        so a home it cannot write (a read-only mount shared between containers) is served from a
+        private copy."""
+        if not os.access(path, os.W_OK):
+            path = self._private_copy(name, path)
+        check_free(path, MIN_FREE_TO_OPEN)
+        try:
+            return qe.EdgeShard.load(str(path))
+        except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
+            raise StoreUnavailableError(f"cannot open collection {name} in {self.root}: {error_line(exc)}") from None
+
+    def _private_copy(self, name: str, path: Path) -> Path:
+        """A copy of a published (never rewritten) shard, made once per home, version and user in
+        the temp directory; copies of versions no longer here are removed."""
+        base = Path(tempfile.gettempdir()) / f"songsearch-readonly-{os.getuid()}" / hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+        target = base / name
+        if target.is_dir():
+            return target
+        base.mkdir(parents=True, exist_ok=True)
+        published = set(self.collections())
+        for old in base.iterdir():
+            if old.name not in published and (not old.name.startswith(COPYING) or _older_than(old, ENGINE_TMP_STALE_S)):
+                shutil.rmtree(old, ignore_errors=True)  # another search's copy in the making stays
+        check_free(base, disk_usage(path) + MIN_FREE_TO_OPEN)
+        partial = base / f"{COPYING}{name}-{os.getpid()}"
+        try:
+            copy_tree(path, partial)
+            os.replace(partial, target)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+            if not target.is_dir():  # else another search made the copy first
+                raise
+        return target
 
     # -- writing --
     def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
@@ -182,9 +231,12 @@ class EdgeStore(Store):
         if destination.exists():
             raise SongSearchError(f"collection {target} already exists")
         partial = destination.with_name(f"{COPYING}{target}")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(self._collections_dir / self._resolve(source), partial)
-        os.replace(partial, destination)
+        try:
+            copy_tree(self._collections_dir / self._resolve(source), partial)
+            os.replace(partial, destination)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)  # a full disk must not stay full
+            raise
 
     def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
         shard = self._shard(name)
@@ -224,8 +276,10 @@ class EdgeStore(Store):
         found = list(self.root.glob(f"{ALIASES_TMP}*.tmp"))
         if self._collections_dir.is_dir():
             found += [p for p in self._collections_dir.iterdir() if p.name.startswith((DELETING, COPYING))]
-            stale = time.time() - ENGINE_TMP_STALE_S
-            found += [p for p in self._collections_dir.glob(f"*/**/{ENGINE_TMP}*") if p.lstat().st_mtime < stale]
+            # os.walk, not glob: a search renames its engine temporaries away while this looks
+            for directory, subdirs, files in os.walk(self._collections_dir):
+                found += [p for p in map(Path(directory).joinpath, subdirs + files)
+                          if p.name.startswith(ENGINE_TMP) and _older_than(p, ENGINE_TMP_STALE_S)]
         return found
 
     def collections(self) -> list[str]:

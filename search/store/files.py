@@ -1,0 +1,51 @@
+"""Files of the embedded store: sparse copies, real disk use, free space."""
+
+from __future__ import annotations
+
+import errno
+import os
+from pathlib import Path
+
+from search.contract import StoreUnavailableError
+
+COPY_CHUNK = 1 << 20
+
+
+def check_free(path: Path, need: int) -> None:
+    """One line instead of a write that would fail (or, into a memory map, kill by SIGBUS)."""
+    st = os.statvfs(path)
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise StoreUnavailableError(f"the file system of {path} is full ({free >> 20} MB free, {need >> 20} MB needed): free some space")
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes a directory really takes (its sparse files' holes take none)."""
+    return sum(p.lstat().st_blocks * 512 for p in path.rglob("*"))
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy a shard directory, keeping its files sparse (Qdrant preallocates its memory maps as
+    holes: a dense copy takes many times the space); the first error raises as it is."""
+    for directory, _, files in os.walk(source):
+        into = target / Path(directory).relative_to(source)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            _copy_sparse(Path(directory) / name, into / name)
+
+
+def _copy_sparse(source: Path, target: Path) -> None:
+    with open(source, "rb") as fin, open(target, "wb") as fout:
+        size, offset = os.fstat(fin.fileno()).st_size, 0
+        while offset < size:
+            try:
+                start = os.lseek(fin.fileno(), offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            end = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
+            for at in range(start, end, COPY_CHUNK):
+                os.pwrite(fout.fileno(), os.pread(fin.fileno(), min(COPY_CHUNK, end - at), at), at)
+            offset = end
+        fout.truncate(size)
