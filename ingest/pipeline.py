@@ -10,6 +10,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -27,6 +28,14 @@ from ingest.train import W2VSettings, continue_training, train_word2vec
 from search.contract import Settings, SongSearchError, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
+from search.store.files import check_free
+
+
+#: disk a version's model takes a song and a dimension (input and output vectors, float32), and
+#: what the gate's throwaway songs_w2v takes a song, measured on yes_complete with room to spare
+MODEL_BYTES_PER_DIMENSION = 10
+GATE_BYTES_PER_SONG = 2000
+MARGIN_BYTES = 16 << 20
 
 
 @dataclass
@@ -143,6 +152,17 @@ class _Run:
     def bar(self, desc: str, total: int | None = None, unit: str = "it"):
         return _bar(self.show_progress, desc, total, unit)
 
+    def check_space(self, songs: int, vector_size: int, gate: bool) -> None:
+        """Refuse at once, in one line, a version the disks cannot hold, before anything is
+        written: the store's collections, the model files, the rewritten title cache and (with
+        ``gate``) the gate's throwaway store in the temp directory (sizes measured on yes_complete)."""
+        self.store.check_space(songs)
+        cache = sum(p.stat().st_size for p in self.settings.cache_dir.glob("titles-*.npz")) if self.settings.cache_dir.is_dir() else 0
+        self.settings.models_dir.mkdir(parents=True, exist_ok=True)
+        check_free(self.settings.models_dir, songs * MODEL_BYTES_PER_DIMENSION * vector_size + cache + MARGIN_BYTES)
+        if gate:
+            check_free(Path(tempfile.gettempdir()), songs * GATE_BYTES_PER_SONG + MARGIN_BYTES)
+
 
 @contextmanager
 def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
@@ -182,6 +202,7 @@ def run_ingest(
             dataset = load_dataset(data, run.settings.home / "datasets")
         run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
         run.report.problems = dataset.problems
+        run.check_space(len(dataset.songs), w2v.vector_size, gate=True)
         with run.stage("quality gate"):
             live = pub.live_version(run.store)
             live_metrics = ModelDir.of(run.settings, live).quality_metrics() if live else None
@@ -237,6 +258,7 @@ def run_update(
             )
         catalogue.songs.update(new_songs)
         catalogue.plays.update(count_plays(playlists))
+        run.check_space(len(catalogue.songs), model.vector_size, gate=False)
         run.report.songs, run.report.playlists = len(catalogue.songs), len(playlists)
         with run.stage("train word2vec"), run.bar("training word2vec", model.epochs, "epoch") as bar:
             continue_training(model, playlists, bar)

@@ -20,6 +20,8 @@ def _print_answer(answer: Answer, as_json: bool, found: bool = False) -> None:
     ``songs`` answer (its tags instead of the evidence of similarity)."""
     for skipped in answer.skipped:
         click.echo(f"Warning: skipped {skipped}", err=True)
+    if answer.note:
+        click.echo(f"Note: {answer.note}", err=True)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in answer], indent=2, ensure_ascii=False, allow_nan=False))
         return

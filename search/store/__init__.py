@@ -237,6 +237,9 @@ class Writer(ABC):
     @abstractmethod
     def delete_collection(self, name: str) -> None: ...
 
+    def check_space(self, points: int) -> None:  # noqa: B027 - only backends that write locally
+        """Refuse, in one line, to start writing a version of ``points`` points that cannot fit."""
+
     def temporaries(self) -> list:
         """Paths of what a killed writer of this backend left behind (the ingest janitor removes them)."""
         return []

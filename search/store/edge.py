@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
@@ -38,7 +39,23 @@ ENGINE_TMP_STALE_S = 300
 #: Qdrant Edge 0.9 has no read-only open: loading a shard rewrites its config and status files
 #: and maps its files for writing (same bytes, but possibly into sparse pages); with less free
 #: space than this a load could die by SIGBUS, so it is refused with one line instead
-MIN_FREE_TO_OPEN = 64 << 20
+MIN_FREE_TO_OPEN = 4 << 20
+#: what both collections of a version take a song, measured on yes_complete (301 MB, 75k songs),
+#: with room to spare
+BYTES_PER_POINT = 5000
+#: and what a small collection takes whatever its points (segments, indexes, preallocated pages)
+BYTES_PER_COLLECTION = 1 << 20
+
+
+@contextmanager
+def _writing(name: str):
+    """The engine's errors (a full disk among them) as one line naming the collection."""
+    try:
+        yield
+    except SongSearchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
+        raise SongSearchError(f"Qdrant Edge could not write collection {name}: {error_line(exc)}") from None
 
 
 def _older_than(path: Path, seconds: float) -> bool:
@@ -216,12 +233,14 @@ class EdgeStore(Store):
             ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._shards[name] = qe.EdgeShard.create(str(path), config)
+        with _writing(name):
+            self._shards[name] = qe.EdgeShard.create(str(path), config)
 
     def upsert(self, name: str, ids, vectors: np.ndarray, payloads, sparse=None) -> None:
         shard = self._shard(name)
-        for batch in point_batches(ids, vectors, payloads, sparse, UPSERT_BATCH, _edge_vector):
-            shard.update(qe.UpdateOperation.upsert_points([qe.Point(i, v, p) for i, v, p in batch]))
+        with _writing(name):
+            for batch in point_batches(ids, vectors, payloads, sparse, UPSERT_BATCH, _edge_vector):
+                shard.update(qe.UpdateOperation.upsert_points([qe.Point(i, v, p) for i, v, p in batch]))
 
     can_copy = True
 
@@ -240,11 +259,15 @@ class EdgeStore(Store):
 
     def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
         shard = self._shard(name)
-        for song_id, payload in zip(ids, payloads):
-            shard.update(qe.UpdateOperation.overwrite_payload([int(song_id)], payload))
+        with _writing(name):
+            for song_id, payload in zip(ids, payloads):
+                shard.update(qe.UpdateOperation.overwrite_payload([int(song_id)], payload))
 
     def finish_collection(self, name: str, reindex: bool = True) -> None:
-        shard = self._shard(name)
+        with _writing(name):
+            self._finish(self._shard(name), reindex)
+
+    def _finish(self, shard: qe.EdgeShard, reindex: bool) -> None:
         # no payload-aware HNSW links: an artist has few songs, which the payload index
         # scans exactly, and the extra graphs tripled the indexing time
         for field in KEYWORD_INDEXED_FIELDS:
@@ -271,6 +294,11 @@ class EdgeStore(Store):
             trash = path.with_name(f"{DELETING}{name}-{os.getpid()}")
             os.replace(path, trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+    def check_space(self, points: int) -> None:
+        """The engine writes through memory maps: on a full disk that is a SIGBUS, not an error."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        check_free(self.root, points * BYTES_PER_POINT + 2 * BYTES_PER_COLLECTION + MIN_FREE_TO_OPEN)
 
     def temporaries(self) -> list[Path]:
         found = list(self.root.glob(f"{ALIASES_TMP}*.tmp"))

@@ -16,7 +16,7 @@ def check_free(path: Path, need: int) -> None:
     st = os.statvfs(path)
     free = st.f_bavail * st.f_frsize
     if free < need:
-        raise StoreUnavailableError(f"the file system of {path} is full ({free >> 20} MB free, {need >> 20} MB needed): free some space")
+        raise StoreUnavailableError(f"not enough space for {path}: {free >> 20} MB free on its file system, about {(need >> 20) + 1} MB needed: free some space")
 
 
 def disk_usage(path: Path) -> int:
