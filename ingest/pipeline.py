@@ -247,6 +247,8 @@ def run_update(
     with _ingest_run(settings, store, encoder, keep, show_progress) as run:
         live = pub.live_version(run.store)
         if live is None:
+            if pub.versions(run.store):  # aliases lost or damaged: the versions are still here
+                raise SongSearchError("no version is live: `ingest rollback` points the aliases at the newest one on disk")
             raise SongSearchError("nothing is published yet: run a full `ingest --data DIR` first")
         live_dir = ModelDir.of(run.settings, live)
         with run.stage("read update"):

@@ -26,9 +26,9 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError
+from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
 from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, point_batches
-from search.store.files import check_free, copy_tree, disk_usage
+from search.store.files import check_free, copy_tree, disk_usage, space_to_open
 
 UPSERT_BATCH = 2000
 #: Temporary names this backend creates (the janitor removes them): a collection being deleted,
@@ -157,6 +157,8 @@ class EdgeStore(Store):
             self._shards.pop(name).close()
 
     def _resolve(self, collection: str) -> str:
+        if split_physical_name(collection):  # a physical name needs no aliases.json (a writer's)
+            return collection
         return self.aliases().get(collection, collection)
 
     def _missing(self, collection: str, name: str) -> str:
@@ -182,7 +184,7 @@ class EdgeStore(Store):
         private copy."""
         if not os.access(path, os.W_OK):
             path = self._private_copy(name, path)
-        check_free(path, MIN_FREE_TO_OPEN)
+        check_free(path, MIN_FREE_TO_OPEN + space_to_open(path))
         try:
             return qe.EdgeShard.load(str(path))
         except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
+import stat
 from pathlib import Path
 
 from search.contract import StoreUnavailableError
@@ -19,9 +20,39 @@ def check_free(path: Path, need: int) -> None:
         raise StoreUnavailableError(f"not enough space for {path}: {free >> 20} MB free on its file system, about {(need >> 20) + 1} MB needed: free some space")
 
 
+def file_system_type(path: Path) -> str:
+    """The type of the file system holding ``path`` (``ext4``, ``tmpfs``...), from /proc/self/mounts."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    target, best, kind = os.path.realpath(path), "", ""
+    for line in mounts:
+        fields = line.split()
+        point = fields[1].replace("\\040", " ") if len(fields) > 2 else ""
+        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def space_to_open(shard: Path) -> int:
+    """Space Qdrant Edge may take when it opens ``shard``: nothing on a disk, but on a tmpfs
+    reading a hole of a shared memory map allocates it, so the holes of its sparse files fill."""
+    if file_system_type(shard) != "tmpfs":
+        return 0
+    return sum(max(0, st.st_size - st.st_blocks * 512) for st in _file_stats(shard))
+
+
+def _file_stats(directory: Path):
+    for path in directory.rglob("*"):
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode):
+            yield st
+
+
 def disk_usage(path: Path) -> int:
     """Bytes a directory really takes (its sparse files' holes take none)."""
-    return sum(p.lstat().st_blocks * 512 for p in path.rglob("*"))
+    return sum(st.st_blocks * 512 for st in _file_stats(path))
 
 
 def copy_tree(source: Path, target: Path) -> None:
