@@ -131,7 +131,7 @@ def song_id(value, argument: str = "song") -> int:
         value = int(text)
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         raise ArgumentError(argument, f"must be a song id, got {value!r}") from None
     if number != value or not 0 <= number <= MAX_SONG_ID:
         raise NotFoundError(f"unknown song id {value}")
