@@ -7,6 +7,7 @@ docs/reliability.md lists what each test keeps.
 """
 
 import errno
+import hashlib
 import json
 import os
 import socket
@@ -241,7 +242,20 @@ def test_a_real_small_disk_refuses_in_one_line_keeps_serving_and_recovers(runner
         subprocess.run(["umount", str(disk)], check=False)
 
 
-# -- 6. a read-only home serves searches --
+# -- 6. searches do not change published shards; a read-only home serves searches --
+
+def contents(directory: Path) -> dict[str, str]:
+    return {str(p.relative_to(directory)): hashlib.sha256(p.read_bytes()).hexdigest() for p in directory.rglob("*") if p.is_file()}
+
+
+def test_searches_leave_the_published_shards_as_ingest_wrote_them(runner, home):
+    settings, _, _ = home
+    before = contents(settings.embedded_dir)
+    for args in (["similar", "--id", "0", "--hybrid"], ["cold-start", "--title", "metal song", "--artist", "Metallica"],
+                 ["songs", "thunder"], ["tags"], ["recommend", "--like", "0,1", "--dislike", "13"]):
+        assert runner.invoke(search_cli, args).exit_code == 0
+    assert contents(settings.embedded_dir) == before
+
 
 def test_a_read_only_home_serves_searches(runner, template, tmp_path, monkeypatch):
     source, _, _ = template

@@ -268,6 +268,10 @@ class EdgeStore(Store):
     def finish_collection(self, name: str, reindex: bool = True) -> None:
         with _writing(name):
             self._finish(self._shard(name), reindex)
+            # Loading a shard rewrites its config and replays its journals the first time (later
+            # loads write the same bytes back): done here, no search changes a published shard
+            self._shards.pop(name).close()
+            self._shards[name] = qe.EdgeShard.load(str(self._collections_dir / name))
 
     def _finish(self, shard: qe.EdgeShard, reindex: bool) -> None:
         # no payload-aware HNSW links: an artist has few songs, which the payload index
