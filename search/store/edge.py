@@ -23,8 +23,8 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
+from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, left_out, point_batches
 
 UPSERT_BATCH = 2000
 
@@ -61,6 +61,24 @@ def _edge_query(item):
         return qe.Query.Nearest(_edge_vector(item.vector), using=item.using)
     recommend = qe.RecommendQuery([_edge_vector(v) for v in item.positives], [_edge_vector(v) for v in item.negatives])
     return qe.Query.RecommendBestScore(recommend, using=item.using)
+
+
+def _read_ahead(shard_dir: Path) -> None:
+    """Read a shard's int8 vector copies once, in order, before loading it.  Qdrant maps them
+    for random access, so a first search would otherwise fault them in page by page from
+    disk: far slower than one sequential read where the page cache has let them go."""
+    for path in shard_dir.glob("segments/*/vector_storage/quantized.data"):
+        with open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+
+
+def _search_params(collection: str, exact: bool) -> qe.SearchParams:
+    """HNSW beam and int8 rescoring as the collection's index settings say; ``exact`` scans the
+    stored vectors themselves (what served answers are measured against)."""
+    index = index_settings(collection)
+    quantization = qe.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=index.oversampling) if index.int8 else None
+    return qe.SearchParams(hnsw_ef=index.hnsw_ef, exact=exact, quantization=quantization)
 
 
 class EdgeStore(Store):
@@ -116,6 +134,7 @@ class EdgeStore(Store):
             path = self._collections_dir / name
             if not path.is_dir():
                 raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first")
+            _read_ahead(path)
             shard = self._shards[name] = qe.EdgeShard.load(str(path))
         return shard
 
@@ -126,8 +145,10 @@ class EdgeStore(Store):
             raise SongSearchError(f"collection {name} already exists")
         index = index_settings(name)
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
+        # Cold: loaded on demand (and read ahead by readers), not at every load of the shard
+        int8 = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=INT8_QUANTILE, memory=qe.Memory.Cold) if index.int8 else None
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype),
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype, quantization_config=int8),
             sparse_vectors={v: qe.EdgeSparseVectorParams(full_scan_threshold=index.sparse_full_scan_threshold) for v in sparse_vectors} or None,
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(
@@ -231,8 +252,10 @@ class EdgeStore(Store):
         return sorted(((h.value, int(h.count)) for h in hits), key=lambda vc: (-vc[1], vc[0]))
 
     def search(self, collection: str, request: Search) -> list[Hit]:
+        limit = request.limit
+        request, excluded = request.over_asked()
         flt = _edge_filter(request.filter)
-        params = qe.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
+        params = _search_params(collection, request.exact)
         lists = [_edge_query(n) for n in request.lists]
         if request.fusion is None:
             (query,) = lists
@@ -247,7 +270,8 @@ class EdgeStore(Store):
             stage = dict(prefetches=[qe.Prefetch(limit=mmr.candidates, filter=flt, **stage)],
                          query=qe.Mmr(_edge_vector(mmr.vector), 1.0 - mmr.diversity, mmr.candidates))
         query_request = qe.QueryRequest(limit=request.limit, filter=flt, with_payload=True, **stage)
-        return [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(query_request)]
+        hits = [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(query_request)]
+        return left_out(hits, excluded, limit)
 
     def close(self) -> None:
         for shard in self._shards.values():
