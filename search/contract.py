@@ -57,9 +57,14 @@ class IndexSettings:
     #: store the dense vectors as float16 (half the memory a scan reads)
     float16: bool = False
     #: keep int8 copies of the dense vectors (a quarter of float32): searches scan them, then
-    #: rescore ``oversampling`` times the answers asked for with the stored vectors
+    #: rescore with the stored vectors ``oversampling`` times the answers asked for, and at
+    #: least ``rescored`` answers (a short list needs a deeper rescoring to come out exact)
     int8: bool = False
     oversampling: float = 2.0
+    rescored: int = 100
+
+    def oversampling_for(self, answers: int) -> float:
+        return max(self.oversampling, self.rescored / max(answers, 1))
     #: vectors (KB) a segment holds before the optimizer builds its index
     indexing_threshold_kb: int = 1000
     #: vacuum a segment when this share of its points is deleted: a collection derived from the

@@ -114,6 +114,13 @@ class Search:
     #: re-rank (MMR) the first ``diversify.candidates`` answers of the lists above
     diversify: Diversify | None = None
 
+    @property
+    def first_depth(self) -> int:
+        """How many answers the first stage (the vector search itself) is asked for."""
+        if self.fusion is not None:
+            return self.depth
+        return self.diversify.candidates if self.diversify is not None else self.limit
+
     def over_asked(self) -> tuple["Search", frozenset[int]]:
         """This request without its excluded ids, every stage asking that many more answers,
         and the ids to drop from what it returns.  A "not these ids" condition is checked on
@@ -184,6 +191,10 @@ class Reader(ABC):
 
     @abstractmethod
     def count(self, collection: str, flt: PayloadFilter | None = None) -> int: ...
+
+    @abstractmethod
+    def exists(self, collection: str, flt: PayloadFilter) -> bool:
+        """Whether any point matches ``flt``: stops at the first, where counting reads them all."""
 
     @abstractmethod
     def retrieve(self, collection: str, ids: Sequence[int], with_vectors: bool = False) -> dict[int, Point]:

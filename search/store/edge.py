@@ -73,11 +73,12 @@ def _read_ahead(shard_dir: Path) -> None:
                 pass
 
 
-def _search_params(collection: str, exact: bool) -> qe.SearchParams:
+def _search_params(collection: str, request: Search) -> qe.SearchParams:
     """HNSW beam and int8 rescoring as the collection's index settings say; ``exact`` scans the
     stored vectors themselves (what served answers are measured against)."""
-    index = index_settings(collection)
-    quantization = qe.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=index.oversampling) if index.int8 else None
+    index, exact = index_settings(collection), request.exact
+    oversampling = index.oversampling_for(request.first_depth)
+    quantization = qe.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=oversampling) if index.int8 else None
     return qe.SearchParams(hnsw_ef=index.hnsw_ef, exact=exact, quantization=quantization)
 
 
@@ -224,6 +225,10 @@ class EdgeStore(Store):
     def count(self, collection: str, flt: PayloadFilter | None = None) -> int:
         return self._shard(collection).count(qe.CountRequest(filter=_edge_filter(flt), exact=True))
 
+    def exists(self, collection: str, flt: PayloadFilter) -> bool:
+        request = qe.ScrollRequest(limit=1, filter=_edge_filter(flt), with_payload=False, with_vector=False)
+        return bool(self._shard(collection).scroll(request)[0])
+
     def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
         records = self._shard(collection).retrieve([int(i) for i in ids], with_payload=True, with_vector=with_vectors)
         return {int(r.id): Point.from_record(r, with_vectors) for r in records}
@@ -255,7 +260,7 @@ class EdgeStore(Store):
         limit = request.limit
         request, excluded = request.over_asked()
         flt = _edge_filter(request.filter)
-        params = _search_params(collection, request.exact)
+        params = _search_params(collection, request)
         lists = [_edge_query(n) for n in request.lists]
         if request.fusion is None:
             (query,) = lists

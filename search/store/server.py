@@ -175,6 +175,11 @@ class ServerStore(Store):
         return self.client.count(collection, count_filter=_client_filter(flt), exact=True).count
 
     @_one_line_errors
+    def exists(self, collection: str, flt: PayloadFilter) -> bool:
+        points, _ = self.client.scroll(collection, scroll_filter=_client_filter(flt), limit=1, with_payload=False, with_vectors=False)
+        return bool(points)
+
+    @_one_line_errors
     def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
         records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=True, with_vectors=with_vectors)
         return {int(r.id): Point.from_record(r, with_vectors) for r in records}
@@ -206,7 +211,7 @@ class ServerStore(Store):
         request, excluded = request.over_asked()
         flt = _client_filter(request.filter)
         index = index_settings(collection)
-        quantization = qm.QuantizationSearchParams(ignore=request.exact, rescore=True, oversampling=index.oversampling) if index.int8 else None
+        quantization = qm.QuantizationSearchParams(ignore=request.exact, rescore=True, oversampling=index.oversampling_for(request.first_depth)) if index.int8 else None
         params = qm.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=quantization)
         if request.fusion is None:
             (nearest,) = request.lists
