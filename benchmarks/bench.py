@@ -37,8 +37,13 @@ title-embedding cache), with the default settings and the embedded store.
 - Recall: served answers against exact search, on the version live at the end (which the update
   derived), for songs drawn uniformly and weighted by plays: each collection's dense vector alone,
   and the default `similar` request (both prefetches) with exact search. songs_w2v has no HNSW
-  graph (search/contract.py `INDEXES`): its answers are exact by construction.
+  graph (search/contract.py `INDEXES`): a search scans int8 copies of its vectors and rescores
+  the best with the stored ones, so only the int8 rounding can make it differ from exact.
 - Fresh process: the `search` command, wall time.
+- search serve: `search serve --workers 2` on 127.0.0.1, 16 keep-alive clients asking `/similar`
+  for random songs (`benchmarks/serve_load.py`), on the same 2 cores as the server: once steady,
+  once while `ingest --update` (300 playlists) publishes a new version, the load kept on until it
+  has (the ingest takes the cores it needs meanwhile).
 """
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -60,8 +65,8 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
     return statistics.median(ordered), ordered[min(len(ordered) - 1, int(round(0.95 * (len(ordered) - 1))))]
 
 
-def write_update(data: Path, workdir: Path, seed: int = 7) -> tuple[Path, Path]:
-    """300 playlists resampled from the dataset, each with one of ten brand-new songs."""
+def write_update(data: Path, workdir: Path, seed: int = 7, new_songs: int = NEW_SONGS) -> tuple[Path, Path]:
+    """300 playlists resampled from the dataset, each with one of ``new_songs`` brand-new songs."""
     lines = (data / "train.txt").read_text().splitlines()[2:]
     playlists = [line.split() for line in lines if len(line.split()) >= 2]
     first_new = max(int(line.split("\t")[0]) for line in (data / "song_hash.txt").read_text().splitlines() if line.strip()) + 1
@@ -70,13 +75,13 @@ def write_update(data: Path, workdir: Path, seed: int = 7) -> tuple[Path, Path]:
     out = []
     for n, playlist in enumerate(chosen):
         songs = playlist[: rng.randint(10, 40)]
-        songs.insert(rng.randrange(len(songs)), str(first_new + n % NEW_SONGS))
+        if new_songs:
+            songs.insert(rng.randrange(len(songs)), str(first_new + n % new_songs))
         out.append(" ".join(songs))
-    (workdir / "update.txt").write_text("\n".join(out) + "\n")
-    (workdir / "new_songs.txt").write_text(
-        "".join(f"{first_new + k}\tBrand New Song {k}\tNew Artist {k % 3}\n" for k in range(NEW_SONGS))
-    )
-    return workdir / "update.txt", workdir / "new_songs.txt"
+    update, songs_file = workdir / f"update-{seed}.txt", workdir / f"new_songs-{seed}.txt"
+    update.write_text("\n".join(out) + "\n")
+    songs_file.write_text("".join(f"{first_new + k}\tBrand New Song {k}\tNew Artist {k % 3}\n" for k in range(new_songs)))
+    return update, songs_file
 
 
 def bench_ingest(data: Path, env: dict, workdir: Path) -> tuple[list[list[str]], list[str]]:
@@ -232,6 +237,50 @@ def bench_fresh_process(env: dict, repeats: int) -> list[list[str]]:
     return rows
 
 
+def bench_serve(data: Path, env: dict, workdir: Path, seconds: float) -> tuple[list[list[str]], list[str]]:
+    """`search serve --workers 2` under 16 clients (benchmarks/serve_load.py): once steady, once
+    while an `ingest --update` publishes a new version; and how soon it answers /health."""
+    import socket
+    import urllib.request
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    update, _ = write_update(data, workdir, seed=8, new_songs=0)
+
+    def serve(workers: int) -> tuple[subprocess.Popen, float]:
+        start = time.perf_counter()
+        server = subprocess.Popen([str(BIN / "search"), "serve", "--port", str(port), "--workers", str(workers)], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health", timeout=1) as response:
+                    if response.status == 200:
+                        return server, time.perf_counter() - start
+            except OSError:
+                if server.poll() is not None or time.perf_counter() - start > 60:
+                    server.kill()
+                    raise SystemExit("search serve did not start") from None
+                time.sleep(0.05)
+
+    rows = []
+    for workers in (1, 2):
+        server, ready = serve(workers)
+        rows.append([f"`search serve --workers {workers}`: first 200 from /health after start", f"{ready:.2f} s"])
+        if workers == 1:
+            server.terminate()
+            server.wait()
+    load = [sys.executable, str(ROOT / "benchmarks" / "serve_load.py"), "--url", url, "--clients", "16", "--seconds", str(seconds)]
+    try:
+        steady = run(load, env)[1]
+        publishing = run([*load, "--publish", f"{BIN / 'ingest'} --update {update} --quiet"], env)[1]
+    finally:
+        server.terminate()
+        server.wait()
+    return rows, [f"steady:\n\n```\n{steady.strip()}\n```", f"while `ingest --update` publishes:\n\n```\n{publishing.strip()}\n```"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("SONGSEARCH_DATA"), required=not os.environ.get("SONGSEARCH_DATA"))
@@ -239,6 +288,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=5, help="fresh-process runs per command")
     parser.add_argument("--skip-ingest", action="store_true", help="search benchmarks only, on what --home holds")
+    parser.add_argument("--serve-seconds", type=float, default=30, help="seconds of load on search serve, per run")
     args = parser.parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="songsearch-bench-"))
     home = Path(args.home) if args.home else workdir / "home"
@@ -253,7 +303,9 @@ def main() -> None:
     os.environ.update(env)
     print(markdown_table([f"in-process, {args.queries} queries", "p50", "p95"], bench_in_process(args.queries)) + "\n")
     print(markdown_table(["collection", "query", f"songs ({args.queries})", "recall@10, served vs exact"], bench_recall(args.queries)) + "\n")
-    print(markdown_table([f"fresh process, {args.repeats} runs", "p50 wall", "max wall"], bench_fresh_process(env, args.repeats)))
+    print(markdown_table([f"fresh process, {args.repeats} runs", "p50 wall", "max wall"], bench_fresh_process(env, args.repeats)) + "\n")
+    rows, load = bench_serve(Path(args.data), env, workdir, args.serve_seconds)
+    print("## search serve\n\n" + markdown_table(["start", "seconds"], rows) + "\n\n" + "\n\n".join(load) + "\n")
     if summaries:
         print("\n## What `ingest` printed\n\n" + "\n\n".join(summaries))
 

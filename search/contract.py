@@ -58,6 +58,15 @@ class IndexSettings:
     sparse_full_scan_threshold: int = 5000
     #: store the dense vectors as float16 (half the memory a scan reads)
     float16: bool = False
+    #: keep int8 copies of the dense vectors (a quarter of float32): searches scan them, then
+    #: rescore with the stored vectors ``oversampling`` times the answers asked for, and at
+    #: least ``rescored`` answers (a short list needs a deeper rescoring to come out exact)
+    int8: bool = False
+    oversampling: float = 2.0
+    rescored: int = 100
+
+    def oversampling_for(self, answers: int) -> float:
+        return max(self.oversampling, self.rescored / max(answers, 1))
     #: vectors (KB) a segment holds before the optimizer builds its index
     indexing_threshold_kb: int = 1000
     #: vacuum a segment when this share of its points is deleted: a collection derived from the
@@ -66,15 +75,18 @@ class IndexSettings:
     vacuum_min_vector_number: int = 100
 
 
-#: songs_w2v is searched exactly: most songs have few plays and barely trained vectors, on which
-#: an HNSW graph finds few of the true neighbours (benchmarks/bench.py measures recall); float16
-#: halves what a scan reads.  (int8 copies scanned and rescored were measured too: a little faster
-#: per query, slower to load in a fresh process.)  songs_meta's MiniLM vectors suit HNSW, with a
-#: wide beam.
+#: songs_w2v has no HNSW graph: most songs have few plays and barely trained vectors, on which
+#: a graph finds few of the true neighbours (benchmarks/bench.py measures recall).  A search
+#: scans its int8 copies and rescores the best with the float16 vectors: as exact in practice
+#: as a float16 scan, and a quarter of the bytes read.  songs_meta's MiniLM vectors suit HNSW,
+#: with a wide beam.
 #: A co-play query reads the posting lists of the query song's playlists, a few thousand entries:
 #: cheaper than scoring the sparse vectors of thousands of songs a tag or plays filter keeps.
+#: int8 copies map this central share of each collection's values onto the 256 levels
+INT8_QUANTILE = 0.99
+
 INDEXES = {
-    W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, sparse_full_scan_threshold=100),
+    W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, int8=True, sparse_full_scan_threshold=100),
     META_ALIAS: IndexSettings(hnsw_ef=1024),
 }
 

@@ -98,7 +98,7 @@ def _check_tags(reader: Reader, collection: str, tags: Sequence[str]) -> tuple[s
         name = (tag or "").strip() if isinstance(tag, str) else None
         if not name:
             raise ArgumentError("tag", f"must be a tag name, got {tag!r}")
-        if reader.count(collection, PayloadFilter(tags=(name,))) == 0:
+        if not reader.exists(collection, PayloadFilter(tags=(name,))):
             known = [value for value, _ in tag_counts(reader, collection, MAX_TAGS)]
             lowered = {k.casefold(): k for k in known}
             near = difflib.get_close_matches(name.casefold(), list(lowered), n=3, cutoff=0.6)
@@ -130,9 +130,9 @@ def build_filter(reader: Reader, collection: str, catalogue: str, filters: Filte
     if not key:
         raise ArgumentError(artist_argument, "is empty")
     artist_only = PayloadFilter(artist_key=key)
-    if reader.count(collection, artist_only) == 0:
+    if not reader.exists(collection, artist_only):
         shown = filters.artist if len(filters.artist) <= 80 else filters.artist[:77] + "..."
-        if collection != catalogue and reader.count(catalogue, artist_only) > 0:
+        if collection != catalogue and reader.exists(catalogue, artist_only):
             raise SongSearchError(f"artist {shown!r} has no songs in {W2V_ALIAS} (none in the training playlists)")
         raise SongSearchError(f"artist {shown!r} is not in the catalogue")
     return PayloadFilter(artist_key=key, min_plays=low, max_plays=high, tags=flt.tags, exclude_artists=flt.exclude_artists)

@@ -186,7 +186,7 @@ def bridge_probe(reader: Reader, w2v: str, meta: str, meta_vector: np.ndarray, e
 def with_evidence(reader: Reader, w2v: str, hits: Sequence[Hit], sources: Mapping[int, tuple[str, ...]], probe: Probe | None) -> list[Result]:
     """Results with what a person needs to judge them: shared playlists and Word2Vec cosine."""
     stored = reader.retrieve(w2v, [h.song_id for h in hits], with_vectors=True) if probe is not None and hits else {}
-    query_dims = set(probe.coplay.indices.tolist()) if probe is not None and probe.coplay is not None else None
+    query_dims = probe.coplay.indices if probe is not None and probe.coplay is not None else None
     query_norm = float(np.linalg.norm(probe.vector)) if probe is not None else 0.0
     results = []
     for hit in hits:
@@ -195,7 +195,7 @@ def with_evidence(reader: Reader, w2v: str, hits: Sequence[Hit], sources: Mappin
         if point is not None:
             if query_dims is not None:
                 answer = point.sparse.get(COPLAY_VECTOR)
-                coplays = len(query_dims.intersection(answer.indices.tolist())) if answer is not None else 0
+                coplays = len(np.intersect1d(query_dims, answer.indices, assume_unique=True)) if answer is not None else 0
             norm = float(np.linalg.norm(point.vector)) * query_norm
             cosine = float(np.dot(point.vector, probe.vector) / norm) if norm > 0 else 0.0
         found_by = sources[hit.song_id]

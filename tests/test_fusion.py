@@ -52,10 +52,17 @@ FILTERS = [None, PayloadFilter(min_plays=1).without_ids([0, 3])]
 
 
 def _two_lists(store, dense, sparse, flt):
-    a = store.search("tiny", Search((Nearest(dense),), DEPTH, flt))
-    b = store.search("tiny", Search((Nearest(sparse, "coplay"),), DEPTH, flt))
+    """The two lists Qdrant fuses in ``_native``: ids to leave out are dropped after the fusion
+    (``Search.over_asked``), so the lists hold them, read that much deeper."""
+    asked, _ = Search((Nearest(dense), Nearest(sparse, "coplay")), N, flt, Fusion(), DEPTH).over_asked()
+    a = store.search("tiny", Search(asked.lists[:1], asked.depth, asked.filter))
+    b = store.search("tiny", Search(asked.lists[1:], asked.depth, asked.filter))
     assert a and b
     return {"a": [(h.song_id, h.score) for h in a], "b": [(h.song_id, h.score) for h in b]}
+
+
+def _left_out(fused: dict[int, float], flt) -> dict[int, float]:
+    return {song: score for song, score in fused.items() if flt is None or song not in flt.exclude_ids}
 
 
 def _native(store, dense, sparse, flt, fusion: Fusion) -> list[Hit]:
@@ -92,7 +99,7 @@ def test_client_rrf_is_qdrants_rrf(tiny, k, weights):
         for flt in FILTERS:
             lists = _two_lists(tiny, dense, sparse, flt)
             w = {"a": weights[0], "b": weights[1]} if weights else {}
-            client = fu.rrf(lists, w, k)
+            client = _left_out(fu.rrf(lists, w, k), flt)
             assert_same_answer(client, _native(tiny, dense, sparse, flt, Fusion("rrf", k, weights)))
 
 
@@ -100,7 +107,7 @@ def test_client_dbsf_is_qdrants_dbsf(tiny):
     for dense, sparse in _queries():
         for flt in FILTERS:
             lists = _two_lists(tiny, dense, sparse, flt)
-            client = fu.dbsf(lists, {})
+            client = _left_out(fu.dbsf(lists, {}), flt)
             assert_same_answer(client, _native(tiny, dense, sparse, flt, Fusion("dbsf")))
 
 

@@ -114,12 +114,38 @@ class Search:
     #: re-rank (MMR) the first ``diversify.candidates`` answers of the lists above
     diversify: Diversify | None = None
 
+    @property
+    def first_depth(self) -> int:
+        """How many answers the first stage (the vector search itself) is asked for."""
+        if self.fusion is not None:
+            return self.depth
+        return self.diversify.candidates if self.diversify is not None else self.limit
+
+    def over_asked(self) -> tuple["Search", frozenset[int]]:
+        """This request without its excluded ids, every stage asking that many more answers,
+        and the ids to drop from what it returns.  A "not these ids" condition is checked on
+        every point an exact scan reads, which costs more than the rest of the query; leaving
+        a few known ids out afterwards costs nothing.  MMR keeps the condition: a left-out song
+        it had picked would push its neighbours down."""
+        excluded = self.filter.exclude_ids if self.filter is not None else frozenset()
+        if not excluded or self.diversify is not None:
+            return self, frozenset()
+        more = len(excluded)
+        asked = replace(self, limit=self.limit + more, depth=self.depth + more if self.depth else 0,
+                         filter=replace(self.filter, exclude_ids=frozenset()))
+        return asked, excluded
+
 
 @dataclass(frozen=True)
 class Hit:
     song_id: int
     score: float
     payload: dict
+
+
+def left_out(hits: Sequence[Hit], excluded: frozenset[int], limit: int) -> list[Hit]:
+    """The answer of an :meth:`Search.over_asked` request: its hits but the excluded ids."""
+    return [h for h in hits if h.song_id not in excluded][:limit]
 
 
 @dataclass(frozen=True)
@@ -171,6 +197,10 @@ class Reader(ABC):
 
     @abstractmethod
     def count(self, collection: str, flt: PayloadFilter | None = None) -> int: ...
+
+    @abstractmethod
+    def exists(self, collection: str, flt: PayloadFilter) -> bool:
+        """Whether any point matches ``flt``: stops at the first, where counting reads them all."""
 
     @abstractmethod
     def retrieve(self, collection: str, ids: Sequence[int], with_vectors: bool = False) -> dict[int, Point]:

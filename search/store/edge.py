@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -26,16 +25,14 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, point_batches
-from search.store.files import check_free, copy_tree, disk_usage, space_to_open
+from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches
+from search.store.files import COPYING, STALE_S, check_free, copy_tree, older_than, private_copy, space_to_open
 
 UPSERT_BATCH = 2000
-#: Temporary names this backend creates (the janitor removes them): a collection being deleted,
-#: being copied, an aliases.json being written, and Qdrant Edge's own atomic writes in a shard.
-DELETING, COPYING, ALIASES_TMP, ENGINE_TMP = ".deleting-", ".copying-", ".aliases.", ".atomicwrite"
-#: an engine temporary younger than this may belong to a search loading the shard right now
-ENGINE_TMP_STALE_S = 300
+#: Temporary names this backend creates (the janitor removes them): a collection being deleted
+#: (or copied: files.COPYING), an aliases.json being written, Qdrant Edge's atomic writes in a shard.
+DELETING, ALIASES_TMP, ENGINE_TMP = ".deleting-", ".aliases.", ".atomicwrite"
 #: Qdrant Edge 0.9 has no read-only open: loading a shard rewrites its config and status files
 #: and maps its files for writing (same bytes, but possibly into sparse pages); with less free
 #: space than this a load could die by SIGBUS, so it is refused with one line instead
@@ -56,14 +53,6 @@ def _writing(name: str):
         raise
     except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
         raise SongSearchError(f"Qdrant Edge could not write collection {name}: {error_line(exc)}") from None
-
-
-def _older_than(path: Path, seconds: float) -> bool:
-    """False for a path that is gone (a search that made it may just have renamed it)."""
-    try:
-        return path.lstat().st_mtime < time.time() - seconds
-    except FileNotFoundError:
-        return False
 
 
 def _edge_filter(flt: PayloadFilter | None):
@@ -98,6 +87,25 @@ def _edge_query(item):
         return qe.Query.Nearest(_edge_vector(item.vector), using=item.using)
     recommend = qe.RecommendQuery([_edge_vector(v) for v in item.positives], [_edge_vector(v) for v in item.negatives])
     return qe.Query.RecommendBestScore(recommend, using=item.using)
+
+
+def _read_ahead(shard_dir: Path) -> None:
+    """Read a shard's int8 vector copies once, in order, before loading it.  Qdrant maps them
+    for random access, so a first search would otherwise fault them in page by page from
+    disk: far slower than one sequential read where the page cache has let them go."""
+    for path in shard_dir.glob("segments/*/vector_storage/quantized.data"):
+        with open(path, "rb") as f:
+            while f.read(1 << 22):
+                pass
+
+
+def _search_params(collection: str, request: Search) -> qe.SearchParams:
+    """HNSW beam and int8 rescoring as the collection's index settings say; ``exact`` scans the
+    stored vectors themselves (what served answers are measured against)."""
+    index, exact = index_settings(collection), request.exact
+    oversampling = index.oversampling_for(request.first_depth)
+    quantization = qe.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=oversampling) if index.int8 else None
+    return qe.SearchParams(hnsw_ef=index.hnsw_ef, exact=exact, quantization=quantization)
 
 
 class EdgeStore(Store):
@@ -185,6 +193,7 @@ class EdgeStore(Store):
         if not os.access(path, os.W_OK):
             path = self._private_copy(name, path)
         check_free(path, MIN_FREE_TO_OPEN + space_to_open(path))
+        _read_ahead(path)
         try:
             return qe.EdgeShard.load(str(path))
         except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
@@ -194,24 +203,7 @@ class EdgeStore(Store):
         """A copy of a published (never rewritten) shard, made once per home, version and user in
         the temp directory; copies of versions no longer here are removed."""
         base = Path(tempfile.gettempdir()) / f"songsearch-readonly-{os.getuid()}" / hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
-        target = base / name
-        if target.is_dir():
-            return target
-        base.mkdir(parents=True, exist_ok=True)
-        published = set(self.collections())
-        for old in base.iterdir():
-            if old.name not in published and (not old.name.startswith(COPYING) or _older_than(old, ENGINE_TMP_STALE_S)):
-                shutil.rmtree(old, ignore_errors=True)  # another search's copy in the making stays
-        check_free(base, disk_usage(path) + MIN_FREE_TO_OPEN)
-        partial = base / f"{COPYING}{name}-{os.getpid()}"
-        try:
-            copy_tree(path, partial)
-            os.replace(partial, target)
-        except OSError:
-            shutil.rmtree(partial, ignore_errors=True)
-            if not target.is_dir():  # else another search made the copy first
-                raise
-        return target
+        return private_copy(path, base / name, set(self.collections()), MIN_FREE_TO_OPEN)
 
     # -- writing --
     def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
@@ -220,8 +212,10 @@ class EdgeStore(Store):
             raise SongSearchError(f"collection {name} already exists")
         index = index_settings(name)
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
+        # Cold: loaded on demand (and read ahead by readers), not at every load of the shard
+        int8 = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=INT8_QUANTILE, memory=qe.Memory.Cold) if index.int8 else None
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype),
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype, quantization_config=int8),
             sparse_vectors={v: qe.EdgeSparseVectorParams(full_scan_threshold=index.sparse_full_scan_threshold) for v in sparse_vectors} or None,
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(
@@ -313,7 +307,7 @@ class EdgeStore(Store):
             # os.walk, not glob: a search renames its engine temporaries away while this looks
             for directory, subdirs, files in os.walk(self._collections_dir):
                 found += [p for p in map(Path(directory).joinpath, subdirs + files)
-                          if p.name.startswith(ENGINE_TMP) and _older_than(p, ENGINE_TMP_STALE_S)]
+                          if p.name.startswith(ENGINE_TMP) and older_than(p, STALE_S)]
         return found
 
     def collections(self) -> list[str]:
@@ -324,6 +318,10 @@ class EdgeStore(Store):
     # -- reading --
     def count(self, collection: str, flt: PayloadFilter | None = None) -> int:
         return self._shard(collection).count(qe.CountRequest(filter=_edge_filter(flt), exact=True))
+
+    def exists(self, collection: str, flt: PayloadFilter) -> bool:
+        request = qe.ScrollRequest(limit=1, filter=_edge_filter(flt), with_payload=False, with_vector=False)
+        return bool(self._shard(collection).scroll(request)[0])
 
     def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
         records = self._shard(collection).retrieve([int(i) for i in ids], with_payload=True, with_vector=with_vectors)
@@ -353,8 +351,10 @@ class EdgeStore(Store):
         return sorted(((h.value, int(h.count)) for h in hits), key=lambda vc: (-vc[1], vc[0]))
 
     def search(self, collection: str, request: Search) -> list[Hit]:
+        limit = request.limit
+        request, excluded = request.over_asked()
         flt = _edge_filter(request.filter)
-        params = qe.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
+        params = _search_params(collection, request)
         lists = [_edge_query(n) for n in request.lists]
         if request.fusion is None:
             (query,) = lists
@@ -369,7 +369,8 @@ class EdgeStore(Store):
             stage = dict(prefetches=[qe.Prefetch(limit=mmr.candidates, filter=flt, **stage)],
                          query=qe.Mmr(_edge_vector(mmr.vector), 1.0 - mmr.diversity, mmr.candidates))
         query_request = qe.QueryRequest(limit=request.limit, filter=flt, with_payload=True, **stage)
-        return [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(query_request)]
+        hits = [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(query_request)]
+        return left_out(hits, excluded, limit)
 
     def close(self) -> None:
         for shard in self._shards.values():

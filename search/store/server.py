@@ -14,8 +14,8 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, point_batches
+from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches
 
 UPSERT_BATCH = 1000
 
@@ -107,6 +107,9 @@ class ServerStore(Store):
             hnsw_config=qm.HnswConfigDiff(
                 m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold
             ),
+            quantization_config=qm.ScalarQuantization(
+                scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)
+            ) if index.int8 else None,
             optimizers_config=qm.OptimizersConfigDiff(
                 indexing_threshold=index.indexing_threshold_kb,
                 deleted_threshold=index.deleted_threshold,
@@ -172,6 +175,11 @@ class ServerStore(Store):
         return self.client.count(collection, count_filter=_client_filter(flt), exact=True).count
 
     @_one_line_errors
+    def exists(self, collection: str, flt: PayloadFilter) -> bool:
+        points, _ = self.client.scroll(collection, scroll_filter=_client_filter(flt), limit=1, with_payload=False, with_vectors=False)
+        return bool(points)
+
+    @_one_line_errors
     def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
         records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=True, with_vectors=with_vectors)
         return {int(r.id): Point.from_record(r, with_vectors) for r in records}
@@ -199,8 +207,12 @@ class ServerStore(Store):
 
     @_one_line_errors
     def search(self, collection: str, request: Search) -> list[Hit]:
+        limit = request.limit
+        request, excluded = request.over_asked()
         flt = _client_filter(request.filter)
-        params = qm.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
+        index = index_settings(collection)
+        quantization = qm.QuantizationSearchParams(ignore=request.exact, rescore=True, oversampling=index.oversampling_for(request.first_depth)) if index.int8 else None
+        params = qm.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=quantization)
         if request.fusion is None:
             (nearest,) = request.lists
             query, using, prefetch = _client_query(nearest), nearest.using, None
@@ -227,7 +239,7 @@ class ServerStore(Store):
                 collection, query=query, using=using, prefetch=prefetch, query_filter=flt,
                 limit=request.limit, with_payload=True, search_params=params,
             ).points
-        return [Hit(int(p.id), float(p.score), p.payload) for p in points]
+        return left_out([Hit(int(p.id), float(p.score), p.payload) for p in points], excluded, limit)
 
     def close(self) -> None:
         self.client.close()
