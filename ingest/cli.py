@@ -6,6 +6,7 @@ import json
 
 import click
 
+from ingest import janitor
 from ingest import publish as pub
 from ingest.pipeline import IngestReport, ingest_lock, run_ingest, run_update
 from search.contract import Settings
@@ -19,7 +20,7 @@ MAX_PROBLEMS_SHOWN = 10
 
 def _print_summary(report: IngestReport) -> None:
     if report.problems:
-        click.echo(f"{len(report.problems)} malformed line(s) skipped:", err=True)
+        click.echo(f"{len(report.problems)} problem(s) in the data, each with what was done:", err=True)
         for problem in report.problems[:MAX_PROBLEMS_SHOWN]:
             click.echo(f"  {problem}", err=True)
         if len(report.problems) > MAX_PROBLEMS_SHOWN:
@@ -86,26 +87,32 @@ def cli(ctx, data, preset, update_file, songs_file, keep, force, quiet, sg, **op
 
 
 @cli.command()
+@click.option("--keep", default=2, show_default=True, type=click.IntRange(min=1), help="The --keep of the next ingest.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-def versions(as_json):
-    """What is published, what is kept, which is live."""
+def versions(keep, as_json):
+    """What is published, which is live, what the next ingest drops."""
     with open_store() as store:
-        found = pub.versions(store)
+        problem = pub.aliases_problem(store)
+        found = pub.versions(store, keep)
+    if problem:
+        click.echo(f"Warning: {problem}", err=True)
     if as_json:
         click.echo(json.dumps([v.__dict__ for v in found], indent=2))
         return
     if not found:
         click.echo("nothing published yet: run `ingest`")
         return
-    rows = [[v.name, "live" if v.live else ("kept" if v.complete else "incomplete")] for v in found]
-    click.echo(format_table(["version", "state"], rows))
+    rows = [[v.name, v.state, "drops it" if v.dropped_next else "keeps it"] for v in found]
+    click.echo(format_table(["version", "state", f"next ingest (--keep {keep})"], rows))
 
 
 @cli.command()
 def rollback():
-    """Point the aliases back at the previous version."""
+    """Point the aliases back at the previous version (or, when aliases.json is missing or
+    damaged, at the newest complete version: the repair)."""
     settings = Settings.from_env()
     with ingest_lock(settings.home), open_store(settings) as store:  # not in the middle of an ingest
+        janitor.sweep(settings, store)
         target = pub.rollback(store)
     click.echo(f"songs_w2v and songs_meta now serve version {target}")
 

@@ -9,8 +9,12 @@ Files of a dataset directory:
 * ``tags.txt`` + ``tag_hash.txt`` (optional): the Last.fm tag ids of song *i* on
   line *i* (``#`` = none), and ``i, name`` lines.
 
-Malformed lines are skipped and reported with their line numbers; a missing
-or empty required file is an error.
+Every problem is reported when reading, with its line number and what was
+done about it: a line that is not what its file holds (a song id outside 0 to
+2^63-1, a repeated song id, too many fields) is skipped, a line that is not
+UTF-8 is kept with U+FFFD for its bad bytes, unknown song ids are dropped from
+their playlist, songs beyond the end of tags.txt have no tags.  A missing or
+empty required file is an error.
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from search.contract import SongSearchError
+from search.contract import SongSearchError, song_ids
 
 DEFAULT_URL = "https://storage.googleapis.com/maps-premium/dataset/yes_complete/"
 REQUIRED_FILES = ("train.txt", "song_hash.txt")
@@ -73,14 +77,26 @@ class Dataset:
         return Catalogue(self.songs, self.plays())
 
 
-def read_lines(path: Path, digest) -> list[str]:
+def read_lines(path: Path, digest, problems: list[str]) -> list[str]:
+    """The lines of a text file; a line that is not UTF-8 is reported and kept with U+FFFD
+    for its bad bytes."""
     if not path.is_file():
         raise SongSearchError(f"{path}: file not found")
     data = path.read_bytes()
     if not data.strip():
         raise SongSearchError(f"{path}: file is empty")
     digest.update(path.name.encode() + b"\0" + data)
-    return data.decode("utf-8", errors="replace").splitlines()
+    try:
+        return data.decode("utf-8").splitlines()
+    except UnicodeDecodeError:
+        pass
+    lines = []
+    for number, raw in enumerate(data.decode("utf-8", errors="surrogateescape").splitlines(), start=1):
+        line = raw.encode("utf-8", errors="surrogateescape").decode("utf-8", errors="replace")
+        if line != raw:
+            _note(problems, f"{path.name}:{number}: not UTF-8: bad bytes kept as \ufffd")
+        lines.append(line)
+    return lines
 
 
 def _note(problems: list[str], message: str) -> None:
@@ -93,14 +109,13 @@ def parse_playlists(
     """Playlists from lines of space-separated song ids; short ones dropped, bad ones reported."""
     playlists = []
     for number, line in enumerate(lines, start=first_line):
-        try:
-            ids = [int(token) for token in line.split()]
-        except ValueError:
-            _note(problems, f"{where}:{number}: not a list of song ids")
+        ids = song_ids(line)
+        if ids is None:
+            _note(problems, f"{where}:{number}: not a list of song ids (0 to 2^63-1): line skipped")
             continue
         unknown = [i for i in ids if i not in known_songs]
         if unknown:
-            _note(problems, f"{where}:{number}: unknown song id {unknown[0]} (dropped {len(unknown)} ids)")
+            _note(problems, f"{where}:{number}: unknown song id {unknown[0]}: {len(unknown)} id(s) dropped from the playlist")
             ids = [i for i in ids if i in known_songs]
         if len(ids) >= MIN_PLAYLIST_LEN:
             playlists.append(ids)
@@ -109,18 +124,23 @@ def parse_playlists(
 
 def parse_songs(lines: list[str], where: str, problems: list[str]) -> dict[int, Song]:
     songs: dict[int, Song] = {}
+    first_seen: dict[int, int] = {}
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         fields = line.split("\t")
-        try:
-            song_id = int(fields[0].strip())
-        except ValueError:
-            _note(problems, f"{where}:{number}: song id is not a number")
+        ids = song_ids(fields[0])
+        if ids is None or len(ids) != 1:
+            _note(problems, f"{where}:{number}: song id is not a number from 0 to 2^63-1: line skipped")
             continue
+        song_id = ids[0]
         if len(fields) > 3:
-            _note(problems, f"{where}:{number}: expected id, title, artist; got {len(fields)} fields")
+            _note(problems, f"{where}:{number}: expected id, title, artist; got {len(fields)} fields: line skipped")
             continue
+        if song_id in first_seen:
+            _note(problems, f"{where}:{number}: song id {song_id} again (first on line {first_seen[song_id]}): line skipped")
+            continue
+        first_seen[song_id] = number
         title, artist = (list(fields[1:]) + ["", ""])[:2]
         songs[song_id] = Song(title=title.strip().replace("\\/", "/"), artist=artist.strip().replace("\\/", "/"))
     if not songs:
@@ -133,21 +153,27 @@ def _attach_tags(directory: Path, songs: dict[int, Song], digest, problems: list
     if not (tags_path.is_file() and hash_path.is_file()):
         return
     names: dict[int, str] = {}
-    for number, line in enumerate(read_lines(hash_path, digest), start=1):
+    for number, line in enumerate(read_lines(hash_path, digest, problems), start=1):
         tag_id, sep, name = line.partition(",")
-        if not sep or not tag_id.strip().isdigit():
-            _note(problems, f"{hash_path.name}:{number}: expected 'id, name'")
+        ids = song_ids(tag_id)  # tag ids are numbered like song ids
+        if not sep or ids is None or len(ids) != 1:
+            _note(problems, f"{hash_path.name}:{number}: expected 'id, name': line skipped")
             continue
-        names[int(tag_id)] = name.strip()
+        names[ids[0]] = name.strip()
     # tags.txt line i belongs to song i (ids in song_hash.txt run 0..n-1)
-    for song_id, line in enumerate(read_lines(tags_path, digest)):
+    lines = read_lines(tags_path, digest, problems)
+    for song_id, line in enumerate(lines):
         line = line.strip()
         if line in ("", "#") or song_id not in songs:
             continue
-        try:
-            songs[song_id].tags = [names[int(t)] for t in line.split() if int(t) in names]
-        except ValueError:
-            _note(problems, f"{tags_path.name}:{song_id + 1}: not a list of tag ids")
+        ids = song_ids(line)
+        if ids is None:
+            _note(problems, f"{tags_path.name}:{song_id + 1}: not a list of tag ids: song {song_id} has no tags")
+            continue
+        songs[song_id].tags = [names[t] for t in ids if t in names]
+    untagged = sum(1 for song_id in songs if song_id >= len(lines))
+    if untagged:
+        _note(problems, f"{tags_path.name}: {len(lines)} lines for song ids up to {max(songs)}: {untagged} song(s) from id {len(lines)} have no tags")
 
 
 def read_dataset(directory: Path | str) -> Dataset:
@@ -156,8 +182,8 @@ def read_dataset(directory: Path | str) -> Dataset:
         raise SongSearchError(f"{directory}: not a dataset directory (expected train.txt and song_hash.txt)")
     digest = hashlib.sha256()
     problems: list[str] = []
-    songs = parse_songs(read_lines(directory / "song_hash.txt", digest), "song_hash.txt", problems)
-    train = read_lines(directory / "train.txt", digest)
+    songs = parse_songs(read_lines(directory / "song_hash.txt", digest, problems), "song_hash.txt", problems)
+    train = read_lines(directory / "train.txt", digest, problems)
     if len(train) < 3:
         raise SongSearchError(f"{directory / 'train.txt'}: no playlists after the two header lines")
     playlists = parse_playlists(train[2:], "train.txt", 3, songs, problems)

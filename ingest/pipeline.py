@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
-import shutil
 import sys
+import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -18,6 +18,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ingest import janitor
 from ingest import publish as pub
 from ingest.collections import build_collections
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
@@ -27,6 +28,14 @@ from ingest.train import W2VSettings, continue_training, train_word2vec
 from search.contract import Settings, SongSearchError, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
+from search.store.files import check_free
+
+
+#: disk a version's model takes a song and a dimension (input and output vectors, float32), and
+#: what the gate's throwaway songs_w2v takes a song, measured on yes_complete with room to spare
+MODEL_BYTES_PER_DIMENSION = 10
+GATE_BYTES_PER_SONG = 2000
+MARGIN_BYTES = 16 << 20
 
 
 @dataclass
@@ -74,15 +83,6 @@ def _bar(show: bool, desc: str, total: int | None = None, unit: str = "it"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, file=sys.stderr, leave=False)
 
 
-def _prune_models(settings: Settings, store: Store) -> None:
-    present = {v.name for v in pub.versions(store)}
-    if not settings.models_dir.is_dir():
-        return
-    for directory in settings.models_dir.iterdir():
-        if directory.is_dir() and directory.name not in present:
-            shutil.rmtree(directory, ignore_errors=True)
-
-
 def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
     """The live version and the point digests its ingest recorded, if both are here."""
     live = pub.live_version(store)
@@ -128,7 +128,7 @@ def publish_model(
             pub.delete_unpublished(store, version)
             model_dir.remove()
         raise
-    _prune_models(settings, store)
+    janitor.sweep(settings, store)  # the dropped versions' model files
     report.vectors = {alias: len(data.ids) for alias, data in collections.items()}
     report.encoded_titles = encoder.encoded_titles
     return report
@@ -152,10 +152,21 @@ class _Run:
     def bar(self, desc: str, total: int | None = None, unit: str = "it"):
         return _bar(self.show_progress, desc, total, unit)
 
+    def check_space(self, songs: int, vector_size: int, gate: bool) -> None:
+        """Refuse at once, in one line, a version the disks cannot hold, before anything is
+        written: the store's collections, the model files, the rewritten title cache and (with
+        ``gate``) the gate's throwaway store in the temp directory (sizes measured on yes_complete)."""
+        self.store.check_space(songs)
+        cache = sum(p.stat().st_size for p in self.settings.cache_dir.glob("titles-*.npz")) if self.settings.cache_dir.is_dir() else 0
+        self.settings.models_dir.mkdir(parents=True, exist_ok=True)
+        check_free(self.settings.models_dir, songs * MODEL_BYTES_PER_DIMENSION * vector_size + cache + MARGIN_BYTES)
+        if gate:
+            check_free(Path(tempfile.gettempdir()), songs * GATE_BYTES_PER_SONG + MARGIN_BYTES)
+
 
 @contextmanager
 def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
-    """Take the lock, open the store, and drop what a dead or refused ingest left behind."""
+    """Take the lock, open the store, and remove what a dead or failed run left behind."""
     if keep < 1:
         raise SongSearchError("--keep must be at least 1")
     settings = settings or Settings.from_env()
@@ -163,7 +174,7 @@ def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
         own_store = store is None
         store = store or open_store(settings)
         try:
-            pub.remove_leftovers(store)
+            janitor.sweep(settings, store)
             yield _Run(settings, store, encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir)), keep, show_progress)
         finally:
             if own_store:
@@ -191,6 +202,7 @@ def run_ingest(
             dataset = load_dataset(data, run.settings.home / "datasets")
         run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
         run.report.problems = dataset.problems
+        run.check_space(len(dataset.songs), w2v.vector_size, gate=True)
         with run.stage("quality gate"):
             live = pub.live_version(run.store)
             live_metrics = ModelDir.of(run.settings, live).quality_metrics() if live else None
@@ -206,8 +218,8 @@ def _read_update(playlists_file: Path, songs_file: Path | None, catalogue: Catal
     """New playlists (no header lines) and new songs; every id must be known or come with --songs."""
     digest = hashlib.sha256()
     problems: list[str] = []
-    new_songs = parse_songs(read_lines(songs_file, digest), songs_file.name, problems) if songs_file else {}
-    lines = read_lines(playlists_file, digest)
+    new_songs = parse_songs(read_lines(songs_file, digest, problems), songs_file.name, problems) if songs_file else {}
+    lines = read_lines(playlists_file, digest, problems)
     known = catalogue.songs.keys() | new_songs.keys()
     unknown = sorted({int(t) for line in lines for t in line.split() if t.isdigit()} - known)
     if unknown:
@@ -235,6 +247,8 @@ def run_update(
     with _ingest_run(settings, store, encoder, keep, show_progress) as run:
         live = pub.live_version(run.store)
         if live is None:
+            if pub.versions(run.store):  # aliases lost or damaged: the versions are still here
+                raise SongSearchError("no version is live: `ingest rollback` points the aliases at the newest one on disk")
             raise SongSearchError("nothing is published yet: run a full `ingest --data DIR` first")
         live_dir = ModelDir.of(run.settings, live)
         with run.stage("read update"):
@@ -246,6 +260,7 @@ def run_update(
             )
         catalogue.songs.update(new_songs)
         catalogue.plays.update(count_plays(playlists))
+        run.check_space(len(catalogue.songs), model.vector_size, gate=False)
         run.report.songs, run.report.playlists = len(catalogue.songs), len(playlists)
         with run.stage("train word2vec"), run.bar("training word2vec", model.epochs, "epoch") as bar:
             continue_training(model, playlists, bar)

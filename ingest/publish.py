@@ -3,9 +3,8 @@
 Every ingest writes a new pair of physical collections
 (``songs_w2v__<version>``, ``songs_meta__<version>``), checks them, and only
 then points both aliases at them in one atomic switch.  Versions sort by
-name (a UTC timestamp), so a version newer than the live one that is not live
-is what a dead or refused ingest left behind; older ones are kept for
-rollback, ``keep`` in all.
+name (a UTC timestamp); :func:`retained` is the retention policy (what an
+ingest keeps for rollback, ``keep`` in all, and what it drops and names).
 """
 
 from __future__ import annotations
@@ -15,7 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ingest.collections import CollectionData
-from search.contract import ALIASES, W2V_ALIAS, SongSearchError, physical_name, split_physical_name
+from search.contract import ALIASES, W2V_ALIAS, AliasesDamagedError, SongSearchError, physical_name, split_physical_name
 from search.store import Nearest, Search, Store
 
 PROBE_DEPTH = 10
@@ -27,8 +26,14 @@ MAX_DELTA_SHARE = 0.3
 @dataclass(frozen=True)
 class Version:
     name: str
+    #: the aliases point at it, and both its collections are there
     live: bool
     complete: bool
+    #: ``live``, ``kept`` (older than live: a rollback target), ``newer than live`` (rolled back
+    #: from, or left complete by a killed ingest) or ``incomplete`` (a failed or killed ingest's)
+    state: str = ""
+    #: whether the next ingest (with the ``keep`` asked for) removes it
+    dropped_next: bool = False
 
 
 def new_version_name() -> str:
@@ -107,22 +112,62 @@ def verify_collection(store: Store, name: str, data: CollectionData) -> None:
         raise SongSearchError(f"{name}: probe query for song {probe_id} does not find it: not published")
 
 
-def versions(store: Store) -> list[Version]:
-    """All versions present, oldest first."""
+def versions(store: Store, keep: int | None = None) -> list[Version]:
+    """All versions present, oldest first; with ``keep``, marked with what the next ingest drops."""
     by_version: dict[str, set[str]] = {}
     for name in store.collections():
         parsed = split_physical_name(name)
         if parsed:
             by_version.setdefault(parsed[1], set()).add(parsed[0])
+    complete = {v for v, aliases in by_version.items() if aliases == set(ALIASES)}
     live = live_version(store)
+    live = live if live in complete else None  # aliases at a missing collection serve nothing
+    kept = set(retained(sorted(complete), live, keep)) if keep is not None else set(by_version)
     return [
-        Version(name=v, live=(v == live), complete=(by_version[v] == set(ALIASES)))
+        Version(name=v, live=(v == live), complete=(v in complete), state=_state(v, live, v in complete), dropped_next=v not in kept)
         for v in sorted(by_version)
     ]
 
 
+def _state(version: str, live: str | None, complete: bool) -> str:
+    if not complete:
+        return "incomplete"
+    if version == live:
+        return "live"
+    return "newer than live" if live is not None and version > live else "kept"
+
+
+def retained(complete: list[str], previous: str | None, keep: int, new: str | None = None) -> list[str]:
+    """The retention policy, in one place: what an ingest publishing ``new`` keeps, ``keep`` in all.
+
+    First the new version, then the version live before it (the rollback target), then the
+    complete versions older than that one, newest first.  Versions newer than the previous live
+    one (rolled back from, or left complete by a killed ingest) are the first to go, then the
+    oldest.  With ``new`` None: what the next ingest will keep of the versions here now.
+    """
+    if previous is not None:
+        candidates = [previous] + sorted((v for v in complete if v < previous), reverse=True)
+    else:  # the aliases were lost: the newest ones
+        candidates = sorted((v for v in complete if v != new), reverse=True)
+    return ([new] if new else []) + candidates[: max(0, keep - 1)]
+
+
+def aliases_problem(store: Store) -> str | None:
+    """Why the aliases cannot be read (damaged), or None."""
+    try:
+        store.aliases()
+    except AliasesDamagedError as exc:
+        return str(exc)
+    return None
+
+
 def live_version(store: Store) -> str | None:
-    target = store.aliases().get(W2V_ALIAS)
+    """The version the aliases point at; None when nothing is published or aliases.json is
+    damaged (for a writer, a damaged file is one to rewrite, not a reason to stop)."""
+    try:
+        target = store.aliases().get(W2V_ALIAS)
+    except AliasesDamagedError:
+        return None
     parsed = split_physical_name(target) if target else None
     return parsed[1] if parsed else None
 
@@ -138,42 +183,42 @@ def _drop_version(store: Store, version: str) -> None:
             store.delete_collection(physical_name(alias, version))
 
 
-def remove_leftovers(store: Store) -> list[str]:
-    """Drop versions a dead or refused ingest left: incomplete ones, and complete ones newer than live.
+def remove_incomplete(store: Store) -> list[str]:
+    """Drop versions a failed or killed ingest left incomplete (never served, never listed as kept).
 
-    With no live version (aliases lost), complete versions are kept: `ingest rollback` can
-    point the aliases at the newest again.
+    Complete versions stay until an ingest publishes and names what its retention drops.
     """
-    live = live_version(store)
-    dropped = []
-    for v in versions(store):
-        if not v.live and (not v.complete or (live is not None and v.name > live)):
-            _drop_version(store, v.name)
-            dropped.append(v.name)
+    dropped = [v.name for v in versions(store) if not v.complete]
+    for name in dropped:
+        _drop_version(store, name)
     return dropped
 
 
-def prune(store: Store, keep: int) -> list[str]:
-    """Keep the live version and the newest older ones, ``keep`` in all."""
-    live = live_version(store)
-    published = [v.name for v in versions(store) if v.complete and live is not None and v.name <= live]
-    doomed = published[: max(0, len(published) - max(1, keep))]
+def prune(store: Store, keep: int, previous: str | None, new: str) -> list[str]:
+    """Drop what the retention policy does not keep, now that ``new`` is live (see :func:`retained`)."""
+    found = versions(store)
+    kept = set(retained([v.name for v in found if v.complete], previous, keep, new))
+    doomed = [v.name for v in found if v.name not in kept]
     for name in doomed:
         _drop_version(store, name)
     return doomed
 
 
 def publish(store: Store, version: str, collections: dict[str, CollectionData], keep: int) -> list[str]:
+    """Check, switch, prune; returns every version dropped."""
     for alias, data in collections.items():
         verify_collection(store, physical_name(alias, version), data)
+    previous = live_version(store)
     switch_to(store, version)
-    return prune(store, keep)
+    return prune(store, keep, previous, version)
 
 
 def rollback(store: Store) -> str:
-    """Point the aliases at the newest complete version older than the live one."""
-    live = live_version(store)
-    complete = [v.name for v in versions(store) if v.complete]
+    """Point the aliases at the newest complete version older than the live one; when the aliases
+    are missing, damaged or point at a missing collection, at the newest complete version."""
+    found = versions(store)
+    complete = [v.name for v in found if v.complete]
+    live = next((v.name for v in found if v.live), None)
     if live is None:
         if not complete:
             raise SongSearchError("nothing is published yet: run `ingest` first")

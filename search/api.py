@@ -38,6 +38,16 @@ class Answer:
     results: tuple[Result, ...]
     skipped: tuple[str, ...] = ()
     query: str = ""
+    #: how many results were asked for
+    limit: int | None = None
+
+    @property
+    def note(self) -> str | None:
+        """Why the answer is shorter than its limit (never silently): every search behind it is
+        exact or read deeper than the limit, so fewer results means fewer songs match."""
+        if self.limit is None or len(self.results) >= self.limit:
+            return None
+        return f"{len(self.results)} songs answer, fewer than the {self.limit} asked: no more songs match"
 
     def __iter__(self) -> Iterator[Result]:
         return iter(self.results)
@@ -205,7 +215,7 @@ class SongSearch:
         hits = find.find_songs(self.store, self._meta, query, limit, flt)
         results = tuple(Result(h.song_id, h.payload.get("title", ""), h.payload.get("artist", ""), h.score, ("name",),
                                int(h.payload.get("plays", 0)), tags=tuple(h.payload.get("tags", ()))) for h in hits)
-        return Answer(results, query=f"Songs matching {query.strip()!r}" + (f" by {artist}" if artist else ""))
+        return Answer(results, limit=limit, query=f"Songs matching {query.strip()!r}" + (f" by {artist}" if artist else ""))
 
     def tags(self, *, limit: int = 20, artist: str | None = None) -> list[tuple[str, int]]:
         """The most common tags (of ``artist``'s songs) and how many songs carry each."""
@@ -233,7 +243,7 @@ class SongSearch:
         ``filters`` hold inside Qdrant; ``per_artist`` caps the songs of one artist and
         ``diversity`` (0 to 1) re-ranks by Qdrant's MMR."""
         _check_limit(limit)
-        find.check_shape(per_artist, diversity)
+        find.check_shape(per_artist, diversity, limit)
         if evidence not in core.EVIDENCE:
             raise ArgumentError("evidence", f"unknown evidence {evidence!r}: use one of {', '.join(core.EVIDENCE)}")
         self._pin()
@@ -242,7 +252,7 @@ class SongSearch:
         probe = core.probe_of(point)
         flt = self.payload_filter(artist, filters=filters).without_ids([song])
         sources, hits = self._w2v_answer(probe, limit, flt, evidence, fusion=fusion, per_artist=per_artist, diversity=diversity)
-        return Answer(self._results(hits, {h.song_id: sources for h in hits}, probe), query=f"Songs like {find.label(song, point.payload)}")
+        return Answer(self._results(hits, {h.song_id: sources for h in hits}, probe), query=f"Songs like {find.label(song, point.payload)}", limit=limit)
 
     def recommend(
         self,
@@ -260,7 +270,7 @@ class SongSearch:
         recommend query (best score) over the Word2Vec vectors, fused with the songs sharing
         most playlists with the likes; likes and dislikes are left out."""
         _check_limit(limit)
-        find.check_shape(per_artist, diversity)
+        find.check_shape(per_artist, diversity, limit)
         if evidence not in core.EVIDENCE:
             raise ArgumentError("evidence", f"unknown evidence {evidence!r}: use one of {', '.join(core.EVIDENCE)}")
         self._pin()
@@ -281,7 +291,7 @@ class SongSearch:
         disliked = [s for s in dislikes if s in found]
         if disliked:
             query += f", not {self._labels(disliked, found)}"
-        return Answer(self._results(hits, {h.song_id: sources for h in hits}, probe), skipped, query)
+        return Answer(self._results(hits, {h.song_id: sources for h in hits}, probe), skipped, query, limit)
 
     def similar_hybrid(
         self,
@@ -313,7 +323,7 @@ class SongSearch:
         if probe is not None:
             lists["w2v"] = self._w2v_answer(probe, depth, flt, label=label)
         fused, sources = core.fuse_lists(lists, limit, method, _check_weights(weights, bridge=label == "bridge"))
-        return Answer(self._results(fused, sources, probe), query=f"Songs like {find.label(song, meta_point.payload)} (hybrid)")
+        return Answer(self._results(fused, sources, probe), query=f"Songs like {find.label(song, meta_point.payload)} (hybrid)", limit=limit)
 
     def cold_start(
         self,
@@ -342,7 +352,7 @@ class SongSearch:
         """
         _check_limit(limit)
         _check_method(method)
-        find.check_shape(per_artist, diversity)
+        find.check_shape(per_artist, diversity, limit)
         title, artist = (title or "").strip(), (artist or "").strip()
         self._pin()
         context, given = self._resolve_all(context, "context")
@@ -384,7 +394,7 @@ class SongSearch:
 
         hits = core.capped(run, limit, per_artist)
         named = [f"{name} {value!r}" for name, value in (("titled", title), ("by", artist)) if value]
-        return Answer(self._results(hits, found_by, probe), skipped, "Songs for a new song " + ", ".join(heard + named))
+        return Answer(self._results(hits, found_by, probe), skipped, "Songs for a new song " + ", ".join(heard + named), limit)
 
 
 def similar(song: int, limit: int = 10, artist: str | None = None) -> Answer:

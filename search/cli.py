@@ -9,6 +9,7 @@ import click
 
 from search.api import SIDES, Answer, SongSearch
 from search.clikit import OneLineErrorGroup, format_table
+from search.contract import ArgumentError, song_id
 from search.find import Filters
 from search.fusion import FUSIONS
 from search.query import EVIDENCE
@@ -19,6 +20,8 @@ def _print_answer(answer: Answer, as_json: bool, found: bool = False) -> None:
     ``songs`` answer (its tags instead of the evidence of similarity)."""
     for skipped in answer.skipped:
         click.echo(f"Warning: skipped {skipped}", err=True)
+    if answer.note:
+        click.echo(f"Note: {answer.note}", err=True)
     if as_json:
         click.echo(json.dumps([r.to_dict() for r in answer], indent=2, ensure_ascii=False, allow_nan=False))
         return
@@ -56,10 +59,10 @@ def _songs(ctx, param, value):
 def _song_id(ctx, param, value):
     if value is None:
         return None
-    text = value.strip()
-    if not (text.isascii() and text.isdigit()):
-        raise click.BadParameter(f"expected a song id (digits), got {value[:40]!r}")
-    return int(text)
+    try:
+        return song_id(value)  # the project's one id check (ASCII digits, within 64 bits)
+    except ArgumentError as exc:
+        raise click.BadParameter(exc.problem) from None
 
 
 def _weights(ctx, param, text):

@@ -16,11 +16,34 @@ def flag_for(argument: str) -> str:
     return FLAG_OF.get(argument, "--" + argument.replace("_", "-"))
 
 
+def _undecodable(text: str) -> bool:
+    """Whether a command-line argument held bytes that are not UTF-8 (Python keeps them as
+    lone surrogates, which fail later wherever the text is encoded: printed, embedded, sent)."""
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+class TextCheckedCommand(click.Command):
+    """A command that refuses arguments that are not UTF-8 text, naming the flag, before any
+    of them is used."""
+
+    def parse_args(self, ctx, args):
+        for position, arg in enumerate(args):
+            if _undecodable(arg):
+                flag, _, value = arg.partition("=") if arg.startswith("--") else ("", "", arg)
+                if not flag and position and args[position - 1].startswith("-"):
+                    flag = args[position - 1]
+                where = f"{flag} " if flag and not _undecodable(flag) else f"argument {position + 1} "
+                raise click.UsageError(f"{where}is not valid UTF-8 text", ctx)
+        return super().parse_args(ctx, args)
+
+
 class OneLineErrorGroup(click.Group):
     """A click group whose every error is one line on stderr and a non-zero exit, never a traceback.
 
     Usage errors exit 2 (click's convention), errors of the data or the store exit 1.
     """
+
+    command_class = TextCheckedCommand
 
     def invoke(self, ctx):
         try:

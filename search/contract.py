@@ -8,9 +8,11 @@ promise: the alias names, the payload fields and how to connect.  Both the
 from __future__ import annotations
 
 import os
+import re
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 #: Aliases that always point at the live version of each collection.
 W2V_ALIAS = "songs_w2v"
@@ -95,7 +97,9 @@ def index_settings(collection: str) -> IndexSettings:
     return INDEXES.get(parsed[0] if parsed else collection, IndexSettings())
 
 
-DEFAULT_TIMEOUT_S = 10.0
+DEFAULT_TIMEOUT_S = 10
+#: qdrant-client counts whole seconds; beyond an hour a hung server is better reported
+MAX_TIMEOUT_S = 3600
 
 
 class SongSearchError(Exception):
@@ -110,6 +114,10 @@ class StoreUnavailableError(SongSearchError):
     """The store cannot answer: a server out of reach, nothing ingested yet (HTTP: 503)."""
 
 
+class AliasesDamagedError(StoreUnavailableError):
+    """The embedded store's aliases.json cannot be read as aliases: ``ingest rollback`` rewrites it."""
+
+
 class ArgumentError(SongSearchError):
     """A bad value of one argument of the API; the CLIs name their flag for it instead."""
 
@@ -119,6 +127,9 @@ class ArgumentError(SongSearchError):
 
 
 MAX_SONG_ID = 2**63 - 1
+#: the only text that is a song id: ASCII digits (int() would also take "2_172", "+5", "２１７２")
+_DIGITS = re.compile(r"[0-9]+")
+_DIGIT_LIST = re.compile(r"[0-9 \t\r\n]*")
 
 
 def song_id(value, argument: str = "song") -> int:
@@ -127,16 +138,25 @@ def song_id(value, argument: str = "song") -> int:
         raise ArgumentError(argument, f"must be a song id, got {value!r}")
     if isinstance(value, str):
         text = value.strip()
-        if not (text.isascii() and text.isdigit()):
+        if not _DIGITS.fullmatch(text):
             raise ArgumentError(argument, f"must be a song id (digits), got {value[:40]!r}")
         value = int(text)
     try:
         number = int(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # OverflowError: an infinite float
         raise ArgumentError(argument, f"must be a song id, got {value!r}") from None
     if number != value or not 0 <= number <= MAX_SONG_ID:
         raise NotFoundError(f"unknown song id {value}")
     return number
+
+
+def song_ids(text: str) -> list[int] | None:
+    """Song ids separated by spaces, as the dataset files hold them; None if any is not one
+    (the same rule as :func:`song_id`, checked per line for speed)."""
+    if not _DIGIT_LIST.fullmatch(text):
+        return None
+    ids = [int(token) for token in text.split()]
+    return ids if not ids or max(ids) <= MAX_SONG_ID else None
 
 
 def artist_key(artist: str) -> str:
@@ -187,21 +207,16 @@ class Settings:
     home: Path
     qdrant_url: str | None = None
     qdrant_api_key: str | None = None
-    timeout_s: float = DEFAULT_TIMEOUT_S
+    timeout_s: int = DEFAULT_TIMEOUT_S
 
     @classmethod
     def from_env(cls) -> "Settings":
         home = os.environ.get("SONGSEARCH_HOME") or str(Path.home() / ".songsearch")
-        timeout = os.environ.get("QDRANT_TIMEOUT")
-        try:
-            timeout_s = float(timeout) if timeout else DEFAULT_TIMEOUT_S
-        except ValueError:
-            raise SongSearchError(f"QDRANT_TIMEOUT must be a number of seconds, got {timeout!r}") from None
         return cls(
             home=Path(home).expanduser(),
-            qdrant_url=os.environ.get("QDRANT_URL") or None,
+            qdrant_url=_qdrant_url(os.environ.get("QDRANT_URL") or None),
             qdrant_api_key=os.environ.get("QDRANT_API_KEY") or None,
-            timeout_s=timeout_s,
+            timeout_s=_timeout(os.environ.get("QDRANT_TIMEOUT") or None),
         )
 
     @property
@@ -215,3 +230,38 @@ class Settings:
     @property
     def cache_dir(self) -> Path:
         return self.home / "cache"
+
+
+def _timeout(text: str | None) -> int:
+    if text is None:
+        return DEFAULT_TIMEOUT_S
+    try:
+        seconds = int(text.strip())
+    except ValueError:
+        seconds = 0
+    if not 1 <= seconds <= MAX_TIMEOUT_S:
+        raise SongSearchError(f"QDRANT_TIMEOUT must be whole seconds from 1 to {MAX_TIMEOUT_S}, got {text[:40]!r}")
+    return seconds
+
+
+def _qdrant_url(url: str | None) -> str | None:
+    """The server URL, checked here: qdrant-client raises tracebacks (or waits) on malformed ones."""
+    if url is None:
+        return None
+    problem = None
+    try:
+        parts = urlsplit(url)
+        port = parts.port  # a port out of range raises
+    except ValueError as exc:
+        parts, port, problem = None, None, str(exc)
+    if problem is None and any(c.isspace() or not c.isprintable() for c in url):
+        problem = "it holds a space or a control character"
+    elif problem is None and parts.scheme not in ("http", "https"):
+        problem = "use http:// or https://"
+    elif problem is None and not parts.hostname:
+        problem = "it names no host"
+    elif problem is None and port == 0:
+        problem = "port 0"
+    if problem:
+        raise SongSearchError(f"QDRANT_URL {url[:80]!r} is not a Qdrant server URL ({problem}), e.g. http://localhost:6333")
+    return url

@@ -34,12 +34,19 @@ class Filters:
     max_plays: int | None = None
 
 
-def check_shape(per_artist: int | None, diversity: float | None) -> None:
+#: MMR compares every pair of its candidates (10 x limit): 2,000 take seconds, 100,000 exhaust
+#: the memory
+MAX_DIVERSITY_LIMIT = 200
+
+
+def check_shape(per_artist: int | None, diversity: float | None, limit: int) -> None:
     if per_artist is not None and (isinstance(per_artist, bool) or not isinstance(per_artist, int) or per_artist < 1):
         raise ArgumentError("per_artist", f"must be a whole number of at least 1, got {per_artist!r}")
     if diversity is not None:
         if isinstance(diversity, bool) or not isinstance(diversity, (int, float)) or not 0 <= diversity <= 1:
             raise ArgumentError("diversity", f"must be between 0 and 1, got {diversity!r}")
+        if diversity and limit > MAX_DIVERSITY_LIMIT:
+            raise ArgumentError("diversity", f"goes with a limit of at most {MAX_DIVERSITY_LIMIT} (MMR compares every pair of its candidates), got {limit}")
 
 
 def is_id(value) -> bool:

@@ -90,7 +90,7 @@ def test_similar_json_has_the_documented_fields(runner, ingested_home):
 def test_similar_artist_filter(runner, ingested_home):
     result = runner.invoke(search_cli, ["similar", "--id", "0", "--artist", "METALLICA", "--json"])
     assert result.exit_code == 0, result.output
-    assert {r["artist"] for r in json.loads(result.output)} == {"Metallica"}
+    assert {r["artist"] for r in json.loads(result.stdout)} == {"Metallica"}
 
 
 FULL_WIDTH_13 = "\uff11\uff13"

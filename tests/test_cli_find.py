@@ -36,7 +36,7 @@ def cli(ingested_once, monkeypatch):
 
 def rows(result):
     assert result.exit_code == 0, result.output
-    return json.loads(result.output)
+    return json.loads(result.stdout)
 
 
 def test_songs_lists_ids_best_first(cli):

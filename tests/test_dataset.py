@@ -36,10 +36,10 @@ def test_malformed_lines_are_reported_with_line_numbers_and_skipped(tmp_path):
     data = read_dataset(d)
     assert data.playlists == [[0, 1], [1, 2]]
     assert data.problems == [
-        "song_hash.txt:5: song id is not a number",
-        "song_hash.txt:6: expected id, title, artist; got 4 fields",
-        "train.txt:4: not a list of song ids",
-        "train.txt:5: unknown song id 77 (dropped 1 ids)",
+        "song_hash.txt:5: song id is not a number from 0 to 2^63-1: line skipped",
+        "song_hash.txt:6: expected id, title, artist; got 4 fields: line skipped",
+        "train.txt:4: not a list of song ids (0 to 2^63-1): line skipped",
+        "train.txt:5: unknown song id 77: 1 id(s) dropped from the playlist",
     ]
 
 

@@ -51,7 +51,7 @@ def test_answers_equal_the_api(served, path, params, api):
     response = client.get(path, params=params)
     assert response.status_code == 200, response.text
     answer = api(search)
-    assert response.json() == {"query": answer.query, "skipped": list(answer.skipped), "results": results(answer)}
+    assert response.json() == {"query": answer.query, "skipped": list(answer.skipped), "note": answer.note, "results": results(answer)}
     assert response.json()["results"]
 
 
@@ -68,7 +68,7 @@ ERRORS = [
     ("/similar", {"id": "99999"}, 404, "unknown song id 99999"),
     ("/similar", {"song": "no such words"}, 404, "no song matches 'no such words'"),
     ("/similar", {}, 422, "give one of --id and --song"),
-    ("/similar", {"id": "abc"}, 422, "Invalid value for '--id': expected a song id (digits), got 'abc'"),
+    ("/similar", {"id": "abc"}, 422, "Invalid value for '--id': must be a song id (digits), got 'abc'"),
     ("/similar", {"id": "3", "limit": "0"}, 422, "Invalid value for '--limit'"),
     ("/similar", {"id": "3", "limit": str(MAX_LIMIT + 1)}, 422, f"--limit must be at most {MAX_LIMIT}"),
     ("/similar", {"id": "3", "limit": "ten"}, 422, "Invalid value for '--limit'"),

@@ -258,7 +258,7 @@ def test_versions_and_rollback_commands(planted, home_settings):
     result = runner.invoke(ingest_cli, ["rollback"])
     assert result.exit_code == 0 and first in result.output
     table = runner.invoke(ingest_cli, ["versions"]).output
-    assert f"{first}  live" in table and f"{second}  kept" in table
+    assert f"{first}  live             keeps it" in table and f"{second}  newer than live  drops it" in table
     again = runner.invoke(ingest_cli, ["rollback"])
     assert again.exit_code == 1 and "no older version" in again.output
 
@@ -307,7 +307,7 @@ def test_lost_aliases_keep_the_versions_and_rollback_restores_the_newest(planted
     names = [ingest_planted(planted, home_settings).version for _ in range(2)]
     (home_settings.embedded_dir / "aliases.json").unlink()
     with open_store(home_settings) as store:
-        assert pub.remove_leftovers(store) == []
+        assert pub.remove_incomplete(store) == []
         assert pub.rollback(store) == names[-1]
         assert SongSearch(store=store, settings=home_settings).similar(0, limit=3)
 

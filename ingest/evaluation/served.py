@@ -8,6 +8,7 @@ mapped to song ids and back.
 
 from __future__ import annotations
 
+import os
 import shutil
 import tempfile
 from collections import Counter
@@ -25,6 +26,9 @@ from search.contract import Settings, physical_name
 from search.store.edge import EdgeStore
 
 VERSION = "eval"
+#: the throwaway store's directory in the system temp dir, by process (the janitor removes those
+#: of processes that died)
+TEMP_PREFIX = "songsearch-eval-"
 
 
 class ServedModel:
@@ -36,7 +40,7 @@ class ServedModel:
 
     def __init__(self, dataset: Dataset, data: EvalData, model, encoder=None, root: Path | None = None):
         self.data = data
-        self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix="songsearch-eval-"))
+        self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
         pool = data.ids[data.pool]
         catalogue = Catalogue({int(i): dataset.songs[int(i)] for i in pool.tolist()}, Counter(dict(zip(pool.tolist(), data.train_plays[data.pool].tolist()))))
         collections = build_collections(catalogue, data.train_sentences(), model, encoder)

@@ -182,6 +182,12 @@ def point_batches(ids, vectors: np.ndarray, payloads, sparse: Mapping[str, Seque
         yield batch
 
 
+def error_line(exc: BaseException) -> str:
+    """The first line of an engine's or client's error (theirs run to pages), for a one-line message."""
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
 class Reader(ABC):
     """Reading collections. ``collection`` may be an alias or a physical name."""
 
@@ -260,6 +266,13 @@ class Writer(ABC):
 
     @abstractmethod
     def delete_collection(self, name: str) -> None: ...
+
+    def check_space(self, points: int) -> None:  # noqa: B027 - only backends that write locally
+        """Refuse, in one line, to start writing a version of ``points`` points that cannot fit."""
+
+    def temporaries(self) -> list:
+        """Paths of what a killed writer of this backend left behind (the ingest janitor removes them)."""
+        return []
 
     @abstractmethod
     def collections(self) -> list[str]: ...

@@ -13,20 +13,57 @@ sees the old pair of collections or the new pair, never a mix.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import tempfile
+import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, left_out, point_batches
+from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches
+from search.store.files import check_free, copy_tree, disk_usage, space_to_open
 
 UPSERT_BATCH = 2000
+#: Temporary names this backend creates (the janitor removes them): a collection being deleted,
+#: being copied, an aliases.json being written, and Qdrant Edge's own atomic writes in a shard.
+DELETING, COPYING, ALIASES_TMP, ENGINE_TMP = ".deleting-", ".copying-", ".aliases.", ".atomicwrite"
+#: an engine temporary younger than this may belong to a search loading the shard right now
+ENGINE_TMP_STALE_S = 300
+#: Qdrant Edge 0.9 has no read-only open: loading a shard rewrites its config and status files
+#: and maps its files for writing (same bytes, but possibly into sparse pages); with less free
+#: space than this a load could die by SIGBUS, so it is refused with one line instead
+MIN_FREE_TO_OPEN = 4 << 20
+#: what both collections of a version take a song, measured on yes_complete (301 MB, 75k songs),
+#: with room to spare
+BYTES_PER_POINT = 5000
+#: and what a small collection takes whatever its points (segments, indexes, preallocated pages)
+BYTES_PER_COLLECTION = 1 << 20
+
+
+@contextmanager
+def _writing(name: str):
+    """The engine's errors (a full disk among them) as one line naming the collection."""
+    try:
+        yield
+    except SongSearchError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
+        raise SongSearchError(f"Qdrant Edge could not write collection {name}: {error_line(exc)}") from None
+
+
+def _older_than(path: Path, seconds: float) -> bool:
+    """False for a path that is gone (a search that made it may just have renamed it)."""
+    try:
+        return path.lstat().st_mtime < time.time() - seconds
+    except FileNotFoundError:
+        return False
 
 
 def _edge_filter(flt: PayloadFilter | None):
@@ -99,20 +136,33 @@ class EdgeStore(Store):
             return {}
         stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
         if stamp != self._aliases_stamp:  # re-read only when ingest has published
-            try:
-                self._aliases = json.loads(self._aliases_file.read_text())
-            except ValueError:
-                raise StoreUnavailableError(f"{self._aliases_file} is damaged: `ingest rollback` rewrites it") from None
+            self._aliases = self._read_aliases()
             self._aliases_stamp = stamp
         return dict(self._aliases)
+
+    def _read_aliases(self) -> dict[str, str]:
+        """aliases.json, checked: the one place that reads it.  Anything but an object of names
+        (alias -> collection) is damaged, and `ingest rollback` rewrites it from the versions here."""
+        try:
+            aliases = json.loads(self._aliases_file.read_bytes())
+        except FileNotFoundError:
+            return {}
+        except ValueError:
+            aliases = None  # not JSON (or not UTF-8)
+        if not (isinstance(aliases, dict) and all(isinstance(v, str) and v and "/" not in v and not v.startswith(".") for v in aliases.values())):
+            raise AliasesDamagedError(f"{self._aliases_file} is damaged (not an object of alias names): `ingest rollback` rewrites it")
+        return aliases
 
     def switch_aliases(self, mapping: dict[str, str]) -> None:
         for name in mapping.values():
             if not (self._collections_dir / name).is_dir():
                 raise SongSearchError(f"cannot point an alias at missing collection {name}")
-        merged = {**self.aliases(), **mapping}
+        try:
+            merged = {**self._read_aliases(), **mapping}
+        except AliasesDamagedError:
+            merged = dict(mapping)  # rewriting a damaged file is how it is repaired
         self.root.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=".aliases.", suffix=".tmp")
+        fd, tmp = tempfile.mkstemp(dir=self.root, prefix=ALIASES_TMP, suffix=".tmp")
         with os.fdopen(fd, "w") as f:
             json.dump(merged, f, indent=1, sort_keys=True)
             f.flush()
@@ -126,7 +176,16 @@ class EdgeStore(Store):
             self._shards.pop(name).close()
 
     def _resolve(self, collection: str) -> str:
+        if split_physical_name(collection):  # a physical name needs no aliases.json (a writer's)
+            return collection
         return self.aliases().get(collection, collection)
+
+    def _missing(self, collection: str, name: str) -> str:
+        """Why ``collection`` cannot be read, and the one command that fixes it."""
+        where = f"{collection!r} (collection {name})" if name != collection else repr(collection)
+        if self.collections():
+            return f"{where} is not in {self.root}: `ingest rollback` points the aliases at a version on disk (`ingest versions` lists them)"
+        return f"{where} is not in {self.root}: nothing is published, run `ingest` first"
 
     def _shard(self, collection: str) -> qe.EdgeShard:
         name = self._resolve(collection)
@@ -134,10 +193,45 @@ class EdgeStore(Store):
         if shard is None:
             path = self._collections_dir / name
             if not path.is_dir():
-                raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first")
-            _read_ahead(path)
-            shard = self._shards[name] = qe.EdgeShard.load(str(path))
+                raise StoreUnavailableError(self._missing(collection, name))
+            shard = self._shards[name] = self._open(name, path)
         return shard
+
+    def _open(self, name: str, path: Path) -> qe.EdgeShard:
+        """Load a published shard.  The engine writes into a shard it loads (see MIN_FREE_TO_OPEN),
+        so a home it cannot write (a read-only mount shared between containers) is served from a
+        private copy."""
+        if not os.access(path, os.W_OK):
+            path = self._private_copy(name, path)
+        check_free(path, MIN_FREE_TO_OPEN + space_to_open(path))
+        _read_ahead(path)
+        try:
+            return qe.EdgeShard.load(str(path))
+        except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
+            raise StoreUnavailableError(f"cannot open collection {name} in {self.root}: {error_line(exc)}") from None
+
+    def _private_copy(self, name: str, path: Path) -> Path:
+        """A copy of a published (never rewritten) shard, made once per home, version and user in
+        the temp directory; copies of versions no longer here are removed."""
+        base = Path(tempfile.gettempdir()) / f"songsearch-readonly-{os.getuid()}" / hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
+        target = base / name
+        if target.is_dir():
+            return target
+        base.mkdir(parents=True, exist_ok=True)
+        published = set(self.collections())
+        for old in base.iterdir():
+            if old.name not in published and (not old.name.startswith(COPYING) or _older_than(old, ENGINE_TMP_STALE_S)):
+                shutil.rmtree(old, ignore_errors=True)  # another search's copy in the making stays
+        check_free(base, disk_usage(path) + MIN_FREE_TO_OPEN)
+        partial = base / f"{COPYING}{name}-{os.getpid()}"
+        try:
+            copy_tree(path, partial)
+            os.replace(partial, target)
+        except OSError:
+            shutil.rmtree(partial, ignore_errors=True)
+            if not target.is_dir():  # else another search made the copy first
+                raise
+        return target
 
     # -- writing --
     def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
@@ -163,12 +257,14 @@ class EdgeStore(Store):
             ),
         )
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._shards[name] = qe.EdgeShard.create(str(path), config)
+        with _writing(name):
+            self._shards[name] = qe.EdgeShard.create(str(path), config)
 
     def upsert(self, name: str, ids, vectors: np.ndarray, payloads, sparse=None) -> None:
         shard = self._shard(name)
-        for batch in point_batches(ids, vectors, payloads, sparse, UPSERT_BATCH, _edge_vector):
-            shard.update(qe.UpdateOperation.upsert_points([qe.Point(i, v, p) for i, v, p in batch]))
+        with _writing(name):
+            for batch in point_batches(ids, vectors, payloads, sparse, UPSERT_BATCH, _edge_vector):
+                shard.update(qe.UpdateOperation.upsert_points([qe.Point(i, v, p) for i, v, p in batch]))
 
     can_copy = True
 
@@ -177,18 +273,29 @@ class EdgeStore(Store):
         destination = self._collections_dir / target
         if destination.exists():
             raise SongSearchError(f"collection {target} already exists")
-        partial = destination.with_name(f".copying-{target}")
-        shutil.rmtree(partial, ignore_errors=True)
-        shutil.copytree(self._collections_dir / self._resolve(source), partial)
-        os.replace(partial, destination)
+        partial = destination.with_name(f"{COPYING}{target}")
+        try:
+            copy_tree(self._collections_dir / self._resolve(source), partial)
+            os.replace(partial, destination)
+        except BaseException:
+            shutil.rmtree(partial, ignore_errors=True)  # a full disk must not stay full
+            raise
 
     def set_payloads(self, name: str, ids: Sequence[int], payloads: Sequence[dict]) -> None:
         shard = self._shard(name)
-        for song_id, payload in zip(ids, payloads):
-            shard.update(qe.UpdateOperation.overwrite_payload([int(song_id)], payload))
+        with _writing(name):
+            for song_id, payload in zip(ids, payloads):
+                shard.update(qe.UpdateOperation.overwrite_payload([int(song_id)], payload))
 
     def finish_collection(self, name: str, reindex: bool = True) -> None:
-        shard = self._shard(name)
+        with _writing(name):
+            self._finish(self._shard(name), reindex)
+            # Loading a shard rewrites its config and replays its journals the first time (later
+            # loads write the same bytes back): done here, no search changes a published shard
+            self._shards.pop(name).close()
+            self._shards[name] = qe.EdgeShard.load(str(self._collections_dir / name))
+
+    def _finish(self, shard: qe.EdgeShard, reindex: bool) -> None:
         # no payload-aware HNSW links: an artist has few songs, which the payload index
         # scans exactly, and the extra graphs tripled the indexing time
         for field in KEYWORD_INDEXED_FIELDS:
@@ -212,9 +319,24 @@ class EdgeStore(Store):
         path = self._collections_dir / name
         if path.exists():
             # rename first so that a half-deleted shard never sits under a valid name
-            trash = path.with_name(f".deleting-{name}-{os.getpid()}")
+            trash = path.with_name(f"{DELETING}{name}-{os.getpid()}")
             os.replace(path, trash)
             shutil.rmtree(trash, ignore_errors=True)
+
+    def check_space(self, points: int) -> None:
+        """The engine writes through memory maps: on a full disk that is a SIGBUS, not an error."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        check_free(self.root, points * BYTES_PER_POINT + 2 * BYTES_PER_COLLECTION + MIN_FREE_TO_OPEN)
+
+    def temporaries(self) -> list[Path]:
+        found = list(self.root.glob(f"{ALIASES_TMP}*.tmp"))
+        if self._collections_dir.is_dir():
+            found += [p for p in self._collections_dir.iterdir() if p.name.startswith((DELETING, COPYING))]
+            # os.walk, not glob: a search renames its engine temporaries away while this looks
+            for directory, subdirs, files in os.walk(self._collections_dir):
+                found += [p for p in map(Path(directory).joinpath, subdirs + files)
+                          if p.name.startswith(ENGINE_TMP) and _older_than(p, ENGINE_TMP_STALE_S)]
+        return found
 
     def collections(self) -> list[str]:
         if not self._collections_dir.is_dir():

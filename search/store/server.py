@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, left_out, point_batches
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches
 
 UPSERT_BATCH = 1000
 
@@ -65,7 +65,7 @@ def _one_line_errors(method):
         except SongSearchError:
             raise
         except Exception as exc:  # noqa: BLE001 - transport, HTTP and local-mode errors alike
-            detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            detail = error_line(exc)
             if getattr(exc, "status_code", None) == 404 or "not found" in detail.lower():
                 raise StoreUnavailableError(f"{detail} at {self.where}: run `ingest` first") from None
             status = getattr(exc, "status_code", None)
@@ -81,12 +81,12 @@ class ServerStore(Store):
         self.where = where
 
     @classmethod
-    def connect(cls, url: str, api_key: str | None, timeout_s: float) -> "ServerStore":
-        client = QdrantClient(url=url, api_key=api_key, timeout=int(max(1, timeout_s)))
+    def connect(cls, url: str, api_key: str | None, timeout_s: int) -> "ServerStore":
+        client = QdrantClient(url=url, api_key=api_key, timeout=timeout_s)
         try:
             client.get_collections()
         except Exception as exc:  # noqa: BLE001
-            reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = error_line(exc)
             raise StoreUnavailableError(f"cannot reach the Qdrant server at {url} (QDRANT_URL): {reason}") from None
         return cls(client, where=url)
 

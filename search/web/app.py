@@ -41,7 +41,7 @@ SWITCH_VALUES = {"": True, "1": True, "true": True, "yes": True, "on": True, "0"
 
 def answer_object(answer: Answer) -> dict:
     """An answer as JSON: ``results`` is exactly the CLI's ``--json`` array."""
-    return {"query": answer.query, "skipped": list(answer.skipped), "results": [r.to_dict() for r in answer]}
+    return {"query": answer.query, "skipped": list(answer.skipped), "note": answer.note, "results": [r.to_dict() for r in answer]}
 
 
 #: endpoint -> (the CLI's API call for it, its JSON)

@@ -1,0 +1,82 @@
+"""Files of the embedded store: sparse copies, real disk use, free space."""
+
+from __future__ import annotations
+
+import errno
+import os
+import stat
+from pathlib import Path
+
+from search.contract import StoreUnavailableError
+
+COPY_CHUNK = 1 << 20
+
+
+def check_free(path: Path, need: int) -> None:
+    """One line instead of a write that would fail (or, into a memory map, kill by SIGBUS)."""
+    st = os.statvfs(path)
+    free = st.f_bavail * st.f_frsize
+    if free < need:
+        raise StoreUnavailableError(f"not enough space for {path}: {free >> 20} MB free on its file system, about {(need >> 20) + 1} MB needed: free some space")
+
+
+def file_system_type(path: Path) -> str:
+    """The type of the file system holding ``path`` (``ext4``, ``tmpfs``...), from /proc/self/mounts."""
+    try:
+        mounts = Path("/proc/self/mounts").read_text().splitlines()
+    except OSError:
+        return ""
+    target, best, kind = os.path.realpath(path), "", ""
+    for line in mounts:
+        fields = line.split()
+        point = fields[1].replace("\\040", " ") if len(fields) > 2 else ""
+        if (target == point or target.startswith(point.rstrip("/") + "/")) and len(point) >= len(best):
+            best, kind = point, fields[2]
+    return kind
+
+
+def space_to_open(shard: Path) -> int:
+    """Space Qdrant Edge may take when it opens ``shard``: nothing on a disk, but on a tmpfs
+    reading a hole of a shared memory map allocates it, so the holes of its sparse files fill."""
+    if file_system_type(shard) != "tmpfs":
+        return 0
+    return sum(max(0, st.st_size - st.st_blocks * 512) for st in _file_stats(shard))
+
+
+def _file_stats(directory: Path):
+    for path in directory.rglob("*"):
+        st = path.lstat()
+        if stat.S_ISREG(st.st_mode):
+            yield st
+
+
+def disk_usage(path: Path) -> int:
+    """Bytes a directory really takes (its sparse files' holes take none)."""
+    return sum(st.st_blocks * 512 for st in _file_stats(path))
+
+
+def copy_tree(source: Path, target: Path) -> None:
+    """Copy a shard directory, keeping its files sparse (Qdrant preallocates its memory maps as
+    holes: a dense copy takes many times the space); the first error raises as it is."""
+    for directory, _, files in os.walk(source):
+        into = target / Path(directory).relative_to(source)
+        into.mkdir(parents=True, exist_ok=True)
+        for name in files:
+            _copy_sparse(Path(directory) / name, into / name)
+
+
+def _copy_sparse(source: Path, target: Path) -> None:
+    with open(source, "rb") as fin, open(target, "wb") as fout:
+        size, offset = os.fstat(fin.fileno()).st_size, 0
+        while offset < size:
+            try:
+                start = os.lseek(fin.fileno(), offset, os.SEEK_DATA)
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:  # only a hole is left
+                    break
+                raise
+            end = os.lseek(fin.fileno(), start, os.SEEK_HOLE)
+            for at in range(start, end, COPY_CHUNK):
+                os.pwrite(fout.fileno(), os.pread(fin.fileno(), min(COPY_CHUNK, end - at), at), at)
+            offset = end
+        fout.truncate(size)
