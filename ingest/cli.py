@@ -113,8 +113,10 @@ def rollback():
     settings = Settings.from_env()
     with ingest_lock(settings.home), open_store(settings) as store:  # not in the middle of an ingest
         janitor.sweep(settings, store)
+        repair = not any(v.live for v in pub.versions(store))
         target = pub.rollback(store)
-    click.echo(f"songs_w2v and songs_meta now serve version {target}")
+    how = " (the newest complete one: no version was live, aliases.json is rewritten)" if repair else ""
+    click.echo(f"songs_w2v and songs_meta now serve version {target}{how}")
 
 
 def main():

@@ -208,7 +208,7 @@ def publish(store: Store, version: str, collections: dict[str, CollectionData], 
     """Check, switch, prune; returns every version dropped."""
     for alias, data in collections.items():
         verify_collection(store, physical_name(alias, version), data)
-    previous = live_version(store)
+    previous = next((v.name for v in versions(store) if v.live), None)  # only a version that serves
     switch_to(store, version)
     return prune(store, keep, previous, version)
 

@@ -12,6 +12,7 @@ import json
 import os
 import socket
 import subprocess
+import tempfile
 import threading
 import time
 import http.server
@@ -259,6 +260,7 @@ def test_searches_leave_the_published_shards_as_ingest_wrote_them(runner, home):
 
 def test_a_read_only_home_serves_searches(runner, template, tmp_path, monkeypatch):
     source, _, _ = template
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # where the private copy goes
     monkeypatch.delenv("QDRANT_URL", raising=False)
     monkeypatch.setenv("SONGSEARCH_HOME", str(source))
     expected = runner.invoke(search_cli, ["similar", "--id", "0", "--hybrid", "--json"])
@@ -275,6 +277,7 @@ def test_a_read_only_home_serves_searches(runner, template, tmp_path, monkeypatc
         for _ in range(2):  # the first search makes the private copy, the second reuses it
             answer = runner.invoke(search_cli, ["similar", "--id", "0", "--hybrid", "--json"])
             assert answer.exit_code == 0 and answer.stdout == expected.stdout, answer.output
+        assert list(tmp_path.glob("songsearch-readonly-*/*/songs_w2v__*"))
         assert runner.invoke(search_cli, ["songs", "metal thunder"]).exit_code == 0
     finally:
         subprocess.run(["umount", "-l", str(readonly)], check=False)

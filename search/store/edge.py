@@ -18,7 +18,6 @@ import json
 import os
 import shutil
 import tempfile
-import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Sequence
@@ -28,14 +27,12 @@ import qdrant_edge as qe
 
 from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
 from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches
-from search.store.files import check_free, copy_tree, disk_usage, space_to_open
+from search.store.files import COPYING, STALE_S, check_free, copy_tree, older_than, private_copy, space_to_open
 
 UPSERT_BATCH = 2000
-#: Temporary names this backend creates (the janitor removes them): a collection being deleted,
-#: being copied, an aliases.json being written, and Qdrant Edge's own atomic writes in a shard.
-DELETING, COPYING, ALIASES_TMP, ENGINE_TMP = ".deleting-", ".copying-", ".aliases.", ".atomicwrite"
-#: an engine temporary younger than this may belong to a search loading the shard right now
-ENGINE_TMP_STALE_S = 300
+#: Temporary names this backend creates (the janitor removes them): a collection being deleted
+#: (or copied: files.COPYING), an aliases.json being written, Qdrant Edge's atomic writes in a shard.
+DELETING, ALIASES_TMP, ENGINE_TMP = ".deleting-", ".aliases.", ".atomicwrite"
 #: Qdrant Edge 0.9 has no read-only open: loading a shard rewrites its config and status files
 #: and maps its files for writing (same bytes, but possibly into sparse pages); with less free
 #: space than this a load could die by SIGBUS, so it is refused with one line instead
@@ -56,14 +53,6 @@ def _writing(name: str):
         raise
     except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
         raise SongSearchError(f"Qdrant Edge could not write collection {name}: {error_line(exc)}") from None
-
-
-def _older_than(path: Path, seconds: float) -> bool:
-    """False for a path that is gone (a search that made it may just have renamed it)."""
-    try:
-        return path.lstat().st_mtime < time.time() - seconds
-    except FileNotFoundError:
-        return False
 
 
 def _edge_filter(flt: PayloadFilter | None):
@@ -214,24 +203,7 @@ class EdgeStore(Store):
         """A copy of a published (never rewritten) shard, made once per home, version and user in
         the temp directory; copies of versions no longer here are removed."""
         base = Path(tempfile.gettempdir()) / f"songsearch-readonly-{os.getuid()}" / hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:16]
-        target = base / name
-        if target.is_dir():
-            return target
-        base.mkdir(parents=True, exist_ok=True)
-        published = set(self.collections())
-        for old in base.iterdir():
-            if old.name not in published and (not old.name.startswith(COPYING) or _older_than(old, ENGINE_TMP_STALE_S)):
-                shutil.rmtree(old, ignore_errors=True)  # another search's copy in the making stays
-        check_free(base, disk_usage(path) + MIN_FREE_TO_OPEN)
-        partial = base / f"{COPYING}{name}-{os.getpid()}"
-        try:
-            copy_tree(path, partial)
-            os.replace(partial, target)
-        except OSError:
-            shutil.rmtree(partial, ignore_errors=True)
-            if not target.is_dir():  # else another search made the copy first
-                raise
-        return target
+        return private_copy(path, base / name, set(self.collections()), MIN_FREE_TO_OPEN)
 
     # -- writing --
     def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
@@ -335,7 +307,7 @@ class EdgeStore(Store):
             # os.walk, not glob: a search renames its engine temporaries away while this looks
             for directory, subdirs, files in os.walk(self._collections_dir):
                 found += [p for p in map(Path(directory).joinpath, subdirs + files)
-                          if p.name.startswith(ENGINE_TMP) and _older_than(p, ENGINE_TMP_STALE_S)]
+                          if p.name.startswith(ENGINE_TMP) and older_than(p, STALE_S)]
         return found
 
     def collections(self) -> list[str]:

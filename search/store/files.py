@@ -4,12 +4,48 @@ from __future__ import annotations
 
 import errno
 import os
+import shutil
 import stat
+import time
 from pathlib import Path
 
 from search.contract import StoreUnavailableError
 
 COPY_CHUNK = 1 << 20
+#: the temporary name of a directory being copied (the ingest janitor removes killed copies)
+COPYING = ".copying-"
+#: a temporary younger than this may belong to a process at work on it right now
+STALE_S = 300
+
+
+def older_than(path: Path, seconds: float) -> bool:
+    """False for a path that is gone (the process that made it may just have renamed it)."""
+    try:
+        return path.lstat().st_mtime < time.time() - seconds
+    except FileNotFoundError:
+        return False
+
+
+def private_copy(source: Path, target: Path, keep: set[str], reserve: int) -> Path:
+    """``target``, a copy of ``source`` made once (concurrent makers race harmlessly); the other
+    entries of its directory not named in ``keep`` are removed, save copies in the making."""
+    if target.is_dir():
+        return target
+    base = target.parent
+    base.mkdir(parents=True, exist_ok=True)
+    for old in base.iterdir():
+        if old.name not in keep and (not old.name.startswith(COPYING) or older_than(old, STALE_S)):
+            shutil.rmtree(old, ignore_errors=True)
+    check_free(base, disk_usage(source) + reserve)
+    partial = base / f"{COPYING}{target.name}-{os.getpid()}"
+    try:
+        copy_tree(source, partial)
+        os.replace(partial, target)
+    except OSError:
+        shutil.rmtree(partial, ignore_errors=True)
+        if not target.is_dir():  # else another process made the copy first
+            raise
+    return target
 
 
 def check_free(path: Path, need: int) -> None:

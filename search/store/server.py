@@ -67,7 +67,7 @@ def _one_line_errors(method):
         except Exception as exc:  # noqa: BLE001 - transport, HTTP and local-mode errors alike
             detail = error_line(exc)
             if getattr(exc, "status_code", None) == 404 or "not found" in detail.lower():
-                raise StoreUnavailableError(f"{detail} at {self.where}: run `ingest` first") from None
+                raise StoreUnavailableError(f"{detail} at {self.where}: run `ingest` first (`ingest rollback` if `ingest versions` lists versions)") from None
             status = getattr(exc, "status_code", None)
             unavailable = status is None or status >= 500  # no answer, or a server error: not the request's fault
             raise (StoreUnavailableError if unavailable else SongSearchError)(f"Qdrant {method.__name__} failed at {self.where}: {detail}") from None
