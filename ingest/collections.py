@@ -56,18 +56,21 @@ def coplay_vectors(playlists: list[list[int]], song_ids: np.ndarray) -> list[Spa
     """Each song's training playlists (dimension = playlist number), valued
     ``len(playlist) ** -a * playlists(song) ** -b``: the dot product of two songs
     sums their shared playlists, long playlists counting less (a), popular songs less (b)."""
-    members: dict[int, list[int]] = {int(s): [] for s in song_ids.tolist()}
-    lengths = np.array([len(set(p)) for p in playlists], dtype=np.float64)
-    for number, playlist in enumerate(playlists):
-        for song in set(playlist):
-            if song in members:
-                members[song].append(number)
-    out = []
-    for song in song_ids.tolist():
-        dims = np.array(members[int(song)], dtype=np.int64)
-        values = lengths[dims] ** -COPLAY_LENGTH_EXPONENT * max(len(dims), 1) ** -COPLAY_POPULARITY_EXPONENT
-        out.append(Sparse.of(dims, values * tie_break(song)))
-    return out
+    distinct = [np.unique(np.asarray(p, dtype=np.int64)) for p in playlists]
+    lengths = np.array([len(d) for d in distinct], dtype=np.float64)
+    songs = np.concatenate(distinct) if distinct else np.zeros(0, np.int64)
+    numbers = np.repeat(np.arange(len(distinct), dtype=np.int64), [len(d) for d in distinct])
+    order = np.argsort(song_ids, kind="stable")
+    at = np.minimum(np.searchsorted(song_ids, songs, sorter=order), max(len(song_ids) - 1, 0))
+    known = (song_ids[order[at]] == songs) if len(song_ids) else np.zeros(len(songs), bool)
+    rows, numbers = order[at[known]], numbers[known]
+    by_row = np.lexsort((numbers, rows))  # each song's playlists, ascending
+    rows, numbers = rows[by_row], numbers[by_row]
+    bounds = np.searchsorted(rows, np.arange(len(song_ids) + 1))
+    popularity = np.array([max(n, 1) ** -COPLAY_POPULARITY_EXPONENT for n in np.diff(bounds).tolist()])
+    ties = np.array([tie_break(song) for song in song_ids.tolist()])
+    values = (lengths[numbers] ** -COPLAY_LENGTH_EXPONENT * popularity[rows] * ties[rows]).astype(np.float32)
+    return [Sparse(numbers[a:b], values[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
 
 
 def tie_break(song: int) -> float:

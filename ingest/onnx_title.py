@@ -86,10 +86,6 @@ def _pad(encodings) -> tuple[np.ndarray, np.ndarray]:
     return ids, mask
 
 
-def _workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
-
-
 def _session(path: Path):
     import onnxruntime as ort
 
@@ -216,7 +212,7 @@ class OnnxMiniLM:
             out[rows] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             return len(rows)
 
-        with ThreadPoolExecutor(min(_workers(), len(batches))) as pool:
+        with ThreadPoolExecutor(min(os.cpu_count() or 1, len(batches))) as pool:
             for done in pool.map(run, batches):
                 if advance:
                     advance(done)
