@@ -97,22 +97,32 @@ def word_vectors(model, plays: Mapping[int, int]) -> tuple[np.ndarray, np.ndarra
     return ids, unit.astype(np.float32)
 
 
-def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
-    """Both collections' points: songs_w2v holds the songs the model knows (with their co-play
-    vectors), songs_meta every song of the catalogue (only with an ``encoder``)."""
-    word_ids, vectors = word_vectors(model, catalogue.plays)
-    song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
-    songs = [catalogue.songs[int(i)] for i in song_ids]
-    payload_of = {
+def song_payloads(catalogue: Catalogue) -> dict[int, dict]:
+    """Every catalogue song's payload, by song id."""
+    return {
         int(i): song_payload(int(i), s.title, s.artist, s.tags, catalogue.plays.get(int(i), 0))
-        for i, s in zip(song_ids, songs)
+        for i, s in catalogue.songs.items()
     }
-    collections = {
-        W2V_ALIAS: CollectionData(
-            word_ids, vectors, [payload_of[int(i)] for i in word_ids], {COPLAY_VECTOR: coplay_vectors(playlists, word_ids)}
-        )
-    }
+
+
+def w2v_collection(catalogue: Catalogue, playlists: list[list[int]], model, payloads: Mapping[int, dict]) -> CollectionData:
+    """songs_w2v's points: the songs the model knows, with their co-play vectors."""
+    word_ids, vectors = word_vectors(model, catalogue.plays)
+    return CollectionData(word_ids, vectors, [payloads[int(i)] for i in word_ids.tolist()], {COPLAY_VECTOR: coplay_vectors(playlists, word_ids)})
+
+
+def meta_collection(catalogue: Catalogue, encoder, payloads: Mapping[int, dict], progress=None) -> CollectionData:
+    """songs_meta's points: every song of the catalogue, with its metadata vector."""
+    song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
+    songs = [catalogue.songs[int(i)] for i in song_ids.tolist()]
+    vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], progress)
+    return CollectionData(song_ids, vectors, [payloads[int(i)] for i in song_ids.tolist()])
+
+
+def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
+    """Both collections' points: songs_w2v, and songs_meta only with an ``encoder``."""
+    payloads = song_payloads(catalogue)
+    collections = {W2V_ALIAS: w2v_collection(catalogue, playlists, model, payloads)}
     if encoder is not None:
-        meta_vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], progress)
-        collections[META_ALIAS] = CollectionData(song_ids, meta_vectors, [payload_of[int(i)] for i in song_ids])
+        collections[META_ALIAS] = meta_collection(catalogue, encoder, payloads, progress)
     return collections

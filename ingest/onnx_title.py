@@ -212,8 +212,11 @@ class OnnxMiniLM:
             out[rows] = self.session.run(None, {"input_ids": ids, "attention_mask": mask})[0]
             return len(rows)
 
-        with ThreadPoolExecutor(min(os.cpu_count() or 1, len(batches))) as pool:
+        pool = ThreadPoolExecutor(min(os.cpu_count() or 1, len(batches)))
+        try:
             for done in pool.map(run, batches):
                 if advance:
-                    advance(done)
+                    advance(done)  # may raise to stop: the batches not started are dropped
+        finally:
+            pool.shutdown(cancel_futures=True)
         return out

@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from ingest import janitor
 from ingest import publish as pub
-from ingest.collections import build_collections
+from ingest.collections import meta_collection, song_payloads, w2v_collection
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
 from ingest.gate import GateVerdict, quality_gate
 from ingest.model_dir import ModelDir
 from ingest.train import W2VSettings, continue_training, train_word2vec
-from search.contract import Settings, SongSearchError, physical_name
+from search.contract import META_ALIAS, W2V_ALIAS, Settings, SongSearchError, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
 from search.store.files import check_free
@@ -105,19 +105,28 @@ def publish_model(
             model_dir.save_playlists(playlists)
             if quality is not None:
                 model_dir.save_quality(quality.to_dict())
-        with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
-            collections = build_collections(catalogue, playlists, model, encoder, bar)
-            if encoder.cache is not None and encoder.encoded_titles:
-                encoder.cache.save()
         live = _live_digests(settings, store)
-        digests = {}
-        for alias, data in collections.items():
+        collections, digests = {}, {}
+
+        def write(alias: str) -> None:
+            data = collections[alias]
             with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
                 digests[alias] = data.digests()
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
                 report.written[alias] = pub.write_collection(
                     store, physical_name(alias, version), data, digests[alias], base, bar
                 )
+
+        # songs_w2v first: a background encoding of the titles (run_ingest) goes on meanwhile
+        with stage("build songs_w2v"):
+            payloads = song_payloads(catalogue)
+            collections[W2V_ALIAS] = w2v_collection(catalogue, playlists, model, payloads)
+        write(W2V_ALIAS)
+        with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
+            collections[META_ALIAS] = meta_collection(catalogue, encoder, payloads, bar)
+            if encoder.cache is not None and encoder.encoded_titles:
+                encoder.cache.save()
+        write(META_ALIAS)
         model_dir.save_digests(digests)
         with stage("verify and publish"):
             report.dropped_versions = pub.publish(store, version, collections, run.keep)
@@ -173,10 +182,12 @@ def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
     with ingest_lock(settings.home):
         own_store = store is None
         store = store or open_store(settings)
+        encoder = encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir))
         try:
             janitor.sweep(settings, store)
-            yield _Run(settings, store, encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir)), keep, show_progress)
+            yield _Run(settings, store, encoder, keep, show_progress)
         finally:
+            encoder.stop()
             if own_store:
                 store.close()
 
@@ -203,6 +214,8 @@ def run_ingest(
         run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
         run.report.problems = dataset.problems
         run.check_space(len(dataset.songs), w2v.vector_size, gate=True)
+        # the titles need no model: they are encoded beside the gate and training
+        run.encoder.prefetch([song.title for song in dataset.songs.values()])
         with run.stage("quality gate"):
             live = pub.live_version(run.store)
             live_metrics = ModelDir.of(run.settings, live).quality_metrics() if live else None
