@@ -211,8 +211,11 @@ class MetadataEncoder:
         title_part = self._titles(list(titles), progress)
         by_artist = {a: artist_vector(a) for a in set(artists)}
         artist_part = np.stack([by_artist[a] for a in artists]) if artists else np.zeros((0, ARTIST_DIM), np.float32)
-        combined = np.hstack([np.sqrt(TITLE_WEIGHT) * title_part, np.sqrt(1 - TITLE_WEIGHT) * artist_part])
-        return _l2_normalise(combined.astype(np.float32))
+        combined = np.empty((len(title_part), TITLE_DIM + ARTIST_DIM), dtype=np.float32)
+        # weighted in float64 and rounded once into place, without whole-matrix temporaries
+        np.multiply(title_part, np.sqrt(TITLE_WEIGHT), out=combined[:, :TITLE_DIM], casting="unsafe")
+        np.multiply(artist_part, np.sqrt(1 - TITLE_WEIGHT), out=combined[:, TITLE_DIM:], casting="unsafe")
+        return _l2_normalise(combined)
 
     @property
     def dim(self) -> int:
