@@ -12,6 +12,7 @@ import hashlib
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -81,6 +82,27 @@ def ingest_lock(home: Path):
 
 def _bar(show: bool, desc: str, total: int | None = None, unit: str = "it"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, file=sys.stderr, leave=False)
+
+
+class _Background:
+    """A call running on its own thread from now on; it advances ``self`` (``update(n)``, like a
+    bar), and :meth:`result` waits for it, moving a real bar meanwhile."""
+
+    def __init__(self, call, *args):
+        self.n = 0
+        pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-background")
+        self._future: Future = pool.submit(call, *args, self)
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def result(self, bar=None):
+        while not self._future.done():
+            wait([self._future], timeout=0.2)
+            if bar is not None:
+                bar.update(self.n - bar.n)
+        return self._future.result()
 
 
 def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
@@ -214,16 +236,19 @@ def run_ingest(
         run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
         run.report.problems = dataset.problems
         run.check_space(len(dataset.songs), w2v.vector_size, gate=True)
-        # the titles need no model: they are encoded beside the gate and training
+        # neither the titles nor the model being published wait for the gate: both are
+        # made beside it (the gate's single-threaded parts leave a core idle), and only
+        # written once it has passed
         run.encoder.prefetch([song.title for song in dataset.songs.values()])
+        training = _Background(train_word2vec, dataset.playlists, w2v)
         with run.stage("quality gate"):
             live = pub.live_version(run.store)
             live_metrics = ModelDir.of(run.settings, live).quality_metrics() if live else None
             run.report.gate = quality_gate(dataset, w2v, live_metrics)
+        with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
+            model = training.result(bar)
         if not run.report.gate.passed and not force:
             raise SongSearchError(f"{run.report.gate.summary()}: nothing published (--force publishes anyway)")
-        with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
-            model = train_word2vec(dataset.playlists, w2v, bar)
         return publish_model(run, dataset.catalogue(), dataset.playlists, dataset.fingerprint, model, w2v, run.report.gate)
 
 
