@@ -56,18 +56,21 @@ def coplay_vectors(playlists: list[list[int]], song_ids: np.ndarray) -> list[Spa
     """Each song's training playlists (dimension = playlist number), valued
     ``len(playlist) ** -a * playlists(song) ** -b``: the dot product of two songs
     sums their shared playlists, long playlists counting less (a), popular songs less (b)."""
-    members: dict[int, list[int]] = {int(s): [] for s in song_ids.tolist()}
-    lengths = np.array([len(set(p)) for p in playlists], dtype=np.float64)
-    for number, playlist in enumerate(playlists):
-        for song in set(playlist):
-            if song in members:
-                members[song].append(number)
-    out = []
-    for song in song_ids.tolist():
-        dims = np.array(members[int(song)], dtype=np.int64)
-        values = lengths[dims] ** -COPLAY_LENGTH_EXPONENT * max(len(dims), 1) ** -COPLAY_POPULARITY_EXPONENT
-        out.append(Sparse.of(dims, values * tie_break(song)))
-    return out
+    distinct = [np.unique(np.asarray(p, dtype=np.int64)) for p in playlists]
+    lengths = np.array([len(d) for d in distinct], dtype=np.float64)
+    songs = np.concatenate(distinct) if distinct else np.zeros(0, np.int64)
+    numbers = np.repeat(np.arange(len(distinct), dtype=np.int64), [len(d) for d in distinct])
+    order = np.argsort(song_ids, kind="stable")
+    at = np.minimum(np.searchsorted(song_ids, songs, sorter=order), max(len(song_ids) - 1, 0))
+    known = (song_ids[order[at]] == songs) if len(song_ids) else np.zeros(len(songs), bool)
+    rows, numbers = order[at[known]], numbers[known]
+    by_row = np.lexsort((numbers, rows))  # each song's playlists, ascending
+    rows, numbers = rows[by_row], numbers[by_row]
+    bounds = np.searchsorted(rows, np.arange(len(song_ids) + 1))
+    popularity = np.array([max(n, 1) ** -COPLAY_POPULARITY_EXPONENT for n in np.diff(bounds).tolist()])
+    ties = np.array([tie_break(song) for song in song_ids.tolist()])
+    values = (lengths[numbers] ** -COPLAY_LENGTH_EXPONENT * popularity[rows] * ties[rows]).astype(np.float32)
+    return [Sparse(numbers[a:b], values[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
 
 
 def tie_break(song: int) -> float:
@@ -94,22 +97,32 @@ def word_vectors(model, plays: Mapping[int, int]) -> tuple[np.ndarray, np.ndarra
     return ids, unit.astype(np.float32)
 
 
-def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
-    """Both collections' points: songs_w2v holds the songs the model knows (with their co-play
-    vectors), songs_meta every song of the catalogue (only with an ``encoder``)."""
-    word_ids, vectors = word_vectors(model, catalogue.plays)
-    song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
-    songs = [catalogue.songs[int(i)] for i in song_ids]
-    payload_of = {
+def song_payloads(catalogue: Catalogue) -> dict[int, dict]:
+    """Every catalogue song's payload, by song id."""
+    return {
         int(i): song_payload(int(i), s.title, s.artist, s.tags, catalogue.plays.get(int(i), 0))
-        for i, s in zip(song_ids, songs)
+        for i, s in catalogue.songs.items()
     }
-    collections = {
-        W2V_ALIAS: CollectionData(
-            word_ids, vectors, [payload_of[int(i)] for i in word_ids], {COPLAY_VECTOR: coplay_vectors(playlists, word_ids)}
-        )
-    }
+
+
+def w2v_collection(catalogue: Catalogue, playlists: list[list[int]], model, payloads: Mapping[int, dict]) -> CollectionData:
+    """songs_w2v's points: the songs the model knows, with their co-play vectors."""
+    word_ids, vectors = word_vectors(model, catalogue.plays)
+    return CollectionData(word_ids, vectors, [payloads[int(i)] for i in word_ids.tolist()], {COPLAY_VECTOR: coplay_vectors(playlists, word_ids)})
+
+
+def meta_collection(catalogue: Catalogue, encoder, payloads: Mapping[int, dict], progress=None) -> CollectionData:
+    """songs_meta's points: every song of the catalogue, with its metadata vector."""
+    song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
+    songs = [catalogue.songs[int(i)] for i in song_ids.tolist()]
+    vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], progress)
+    return CollectionData(song_ids, vectors, [payloads[int(i)] for i in song_ids.tolist()])
+
+
+def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
+    """Both collections' points: songs_w2v, and songs_meta only with an ``encoder``."""
+    payloads = song_payloads(catalogue)
+    collections = {W2V_ALIAS: w2v_collection(catalogue, playlists, model, payloads)}
     if encoder is not None:
-        meta_vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], progress)
-        collections[META_ALIAS] = CollectionData(song_ids, meta_vectors, [payload_of[int(i)] for i in song_ids])
+        collections[META_ALIAS] = meta_collection(catalogue, encoder, payloads, progress)
     return collections

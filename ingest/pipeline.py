@@ -12,6 +12,7 @@ import hashlib
 import sys
 import tempfile
 import time
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,12 +21,12 @@ from tqdm import tqdm
 
 from ingest import janitor
 from ingest import publish as pub
-from ingest.collections import build_collections
+from ingest.collections import meta_collection, song_payloads, w2v_collection
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
 from ingest.gate import GateVerdict, quality_gate
 from ingest.model_dir import ModelDir
 from ingest.train import W2VSettings, continue_training, train_word2vec
-from search.contract import Settings, SongSearchError, physical_name
+from search.contract import META_ALIAS, W2V_ALIAS, Settings, SongSearchError, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
 from search.store.files import check_free
@@ -83,6 +84,27 @@ def _bar(show: bool, desc: str, total: int | None = None, unit: str = "it"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, file=sys.stderr, leave=False)
 
 
+class _Background:
+    """A call running on its own thread from now on; it advances ``self`` (``update(n)``, like a
+    bar), and :meth:`result` waits for it, moving a real bar meanwhile."""
+
+    def __init__(self, call, *args):
+        self.n = 0
+        pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-background")
+        self._future: Future = pool.submit(call, *args, self)
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+    def update(self, n: int = 1) -> None:
+        self.n += n
+
+    def result(self, bar=None):
+        while not self._future.done():
+            wait([self._future], timeout=0.2)
+            if bar is not None:
+                bar.update(self.n - bar.n)
+        return self._future.result()
+
+
 def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
     """The live version and the point digests its ingest recorded, if both are here."""
     live = pub.live_version(store)
@@ -105,19 +127,28 @@ def publish_model(
             model_dir.save_playlists(playlists)
             if quality is not None:
                 model_dir.save_quality(quality.to_dict())
-        with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
-            collections = build_collections(catalogue, playlists, model, encoder, bar)
-            if encoder.cache is not None and encoder.encoded_titles:
-                encoder.cache.save()
         live = _live_digests(settings, store)
-        digests = {}
-        for alias, data in collections.items():
+        collections, digests = {}, {}
+
+        def write(alias: str) -> None:
+            data = collections[alias]
             with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
                 digests[alias] = data.digests()
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
                 report.written[alias] = pub.write_collection(
                     store, physical_name(alias, version), data, digests[alias], base, bar
                 )
+
+        # songs_w2v first: a background encoding of the titles (run_ingest) goes on meanwhile
+        with stage("build songs_w2v"):
+            payloads = song_payloads(catalogue)
+            collections[W2V_ALIAS] = w2v_collection(catalogue, playlists, model, payloads)
+        write(W2V_ALIAS)
+        with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
+            collections[META_ALIAS] = meta_collection(catalogue, encoder, payloads, bar)
+            if encoder.cache is not None and encoder.encoded_titles:
+                encoder.cache.save()
+        write(META_ALIAS)
         model_dir.save_digests(digests)
         with stage("verify and publish"):
             report.dropped_versions = pub.publish(store, version, collections, run.keep)
@@ -173,10 +204,12 @@ def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
     with ingest_lock(settings.home):
         own_store = store is None
         store = store or open_store(settings)
+        encoder = encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir))
         try:
             janitor.sweep(settings, store)
-            yield _Run(settings, store, encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir)), keep, show_progress)
+            yield _Run(settings, store, encoder, keep, show_progress)
         finally:
+            encoder.stop()
             if own_store:
                 store.close()
 
@@ -203,14 +236,19 @@ def run_ingest(
         run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
         run.report.problems = dataset.problems
         run.check_space(len(dataset.songs), w2v.vector_size, gate=True)
+        # neither the titles nor the model being published wait for the gate: both are
+        # made beside it (the gate's single-threaded parts leave a core idle), and only
+        # written once it has passed
+        run.encoder.prefetch([song.title for song in dataset.songs.values()])
+        training = _Background(train_word2vec, dataset.playlists, w2v)
         with run.stage("quality gate"):
             live = pub.live_version(run.store)
             live_metrics = ModelDir.of(run.settings, live).quality_metrics() if live else None
             run.report.gate = quality_gate(dataset, w2v, live_metrics)
+        with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
+            model = training.result(bar)
         if not run.report.gate.passed and not force:
             raise SongSearchError(f"{run.report.gate.summary()}: nothing published (--force publishes anyway)")
-        with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
-            model = train_word2vec(dataset.playlists, w2v, bar)
         return publish_model(run, dataset.catalogue(), dataset.playlists, dataset.fingerprint, model, w2v, run.report.gate)
 
 

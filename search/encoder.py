@@ -22,6 +22,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Callable, Sequence
 
@@ -129,31 +131,79 @@ class TitleCache:
         os.replace(tmp, self.path)
 
 
+class _Stopped(Exception):
+    """Raised inside a background encoding that :meth:`MetadataEncoder.stop` cancelled."""
+
+
 class MetadataEncoder:
     def __init__(self, title_model: TitleModel | None = None, cache: TitleCache | None = None):
         self._title_model = title_model
         self.cache = cache
         self.encoded_titles = 0  # how many titles the model had to encode (cache misses)
+        self._background: Future | None = None
+        self._stopping = threading.Event()
+        self._done = 0  # titles the background encoding has finished
+
+    def _encode_missing(self, missing: list[str], advance) -> dict[str, np.ndarray]:
+        # the same model either way; ONNX Runtime only pays off for a big batch
+        title_model = self._title_model or (
+            numpy_title_model()
+            if len(missing) <= NUMPY_BATCH_LIMIT
+            else onnx_title_model(self.cache.path.parent if self.cache else None)
+        )
+        new = dict(zip(missing, title_model(missing, advance)))
+        self.encoded_titles += len(missing)
+        if self.cache is not None:
+            self.cache.vectors.update(new)
+        return new
+
+    def prefetch(self, titles: Sequence[str]) -> None:
+        """Start encoding the titles the cache lacks on a background thread, into the cache;
+        :meth:`encode` waits for it.  Ingest starts it beside the quality gate and training,
+        whose single-threaded parts leave a core idle."""
+        if self.cache is None or self._background is not None:
+            return
+        missing = sorted(set(titles) - self.cache.vectors.keys())
+        if not missing:
+            return
+
+        def advance(done: int) -> None:
+            self._done += done
+            if self._stopping.is_set():
+                raise _Stopped
+
+        pool = ThreadPoolExecutor(1, thread_name_prefix="encode-titles")
+        self._background = pool.submit(self._encode_missing, missing, advance)
+        pool.shutdown(wait=False)  # the thread ends with its one task
+
+    def stop(self) -> None:
+        """Cancel a background encoding still running (an ingest that fails or is refused)."""
+        if self._background is not None and not self._background.done():
+            self._stopping.set()
+            try:
+                self._background.result()
+            except _Stopped:
+                pass
+            self._background = None
+
+    def _wait(self, progress) -> None:
+        """Wait for the background encoding, moving ``progress`` as it goes."""
+        future, self._background = self._background, None
+        while future is not None and not future.done():
+            wait([future], timeout=0.2)
+            if progress is not None:
+                progress.update(self._done - progress.n)
+        if future is not None:
+            future.result()  # its error, if any
 
     def _titles(self, titles: Sequence[str], progress) -> np.ndarray:
-        known = self.cache.vectors if self.cache else {}
-        missing = sorted({t for t in titles if t not in known})
+        known = self.cache.vectors if self.cache is not None else {}
         if progress is not None:
-            progress.reset(total=len(missing))
-        new = {}
-        if missing:
-            # the same model either way; ONNX Runtime only pays off for a big batch
-            title_model = self._title_model or (
-                numpy_title_model()
-                if len(missing) <= NUMPY_BATCH_LIMIT
-                else onnx_title_model(self.cache.path.parent if self.cache else None)
-            )
-            encoded = title_model(missing, progress.update if progress is not None else None)
-            new = dict(zip(missing, encoded))
-            self.encoded_titles += len(missing)
-            if self.cache is not None:
-                self.cache.vectors.update(new)
-        lookup = {**known, **new} if not self.cache else self.cache.vectors
+            progress.reset(total=len({t for t in titles if t not in known}))
+        self._wait(progress)
+        missing = sorted({t for t in titles if t not in known})
+        new = self._encode_missing(missing, progress.update if progress is not None else None) if missing else {}
+        lookup = {**known, **new} if self.cache is None else known
         return np.stack([lookup[t] for t in titles]) if titles else np.zeros((0, TITLE_DIM), np.float32)
 
     def encode(self, titles: Sequence[str], artists: Sequence[str], progress=None) -> np.ndarray:
@@ -161,8 +211,11 @@ class MetadataEncoder:
         title_part = self._titles(list(titles), progress)
         by_artist = {a: artist_vector(a) for a in set(artists)}
         artist_part = np.stack([by_artist[a] for a in artists]) if artists else np.zeros((0, ARTIST_DIM), np.float32)
-        combined = np.hstack([np.sqrt(TITLE_WEIGHT) * title_part, np.sqrt(1 - TITLE_WEIGHT) * artist_part])
-        return _l2_normalise(combined.astype(np.float32))
+        combined = np.empty((len(title_part), TITLE_DIM + ARTIST_DIM), dtype=np.float32)
+        # weighted in float64 and rounded once into place, without whole-matrix temporaries
+        np.multiply(title_part, np.sqrt(TITLE_WEIGHT), out=combined[:, :TITLE_DIM], casting="unsafe")
+        np.multiply(artist_part, np.sqrt(1 - TITLE_WEIGHT), out=combined[:, TITLE_DIM:], casting="unsafe")
+        return _l2_normalise(combined)
 
     @property
     def dim(self) -> int:

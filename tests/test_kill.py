@@ -25,7 +25,7 @@ STAGES = {
     # the gate's throwaway store is in the system temp directory
     "quality gate": "import ingest.evaluation.served as m\nm.ServedModel.answers = die",
     "save model": "import ingest.model_dir as m\nm.ModelDir.save_catalogue = die",
-    "encode metadata": "import ingest.pipeline as m\nm.build_collections = die",
+    "encode metadata": "import ingest.pipeline as m\nm.meta_collection = die",
     # the same data again: the embedded store copies the live collections
     "copy collection": "import search.store.files as m\nreal, calls = m._copy_sparse, []\n"
                        "def copy(*a):\n    calls.append(1)\n    die() if len(calls) == 5 else real(*a)\nm._copy_sparse = copy",
@@ -59,10 +59,12 @@ def template(tmp_path_factory):
 
 
 def leftovers(settings: Settings, pid: int) -> list[str]:
-    """Everything a run creates that is not a version's: temporaries, partial or orphan model files."""
+    """Everything a run creates that is not a published version's: incomplete versions, temporaries,
+    partial or orphan model files."""
     with open_store(settings) as store:
         present = {v.name for v in pub.versions(store)}
-    found = [str(p) for p in settings.embedded_dir.rglob(".*")]
+        found = [f"incomplete version {v.name}" for v in pub.versions(store) if not v.complete]
+    found += [str(p) for p in settings.embedded_dir.rglob(".*")]
     found += [str(p) for p in settings.models_dir.iterdir() if p.name not in present]
     found += [str(p) for p in Path(tempfile.gettempdir()).glob(f"songsearch-eval-{pid}-*")]
     return found

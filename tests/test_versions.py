@@ -6,6 +6,8 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from click.testing import CliRunner
@@ -17,7 +19,7 @@ from ingest.model_dir import ModelDir
 from ingest.pipeline import run_update
 from search.api import SongSearch
 from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, SongSearchError
-from search.encoder import MetadataEncoder
+from search.encoder import MetadataEncoder, TitleCache
 from search.store import open_store
 from search.store.edge import EdgeStore
 from tests.conftest import TEST_W2V, fake_title_model, ingest_planted
@@ -275,6 +277,33 @@ def test_the_quality_gate_refuses_a_clearly_worse_model_unless_forced(planted, h
     assert not forced.gate.passed
     with open_store(home_settings) as store:
         assert pub.live_version(store) == forced.version
+
+
+def test_titles_are_encoded_once_beside_the_gate_and_a_refused_ingest_stops_encoding(planted, home_settings):
+    encoded = []
+
+    def title_model(titles, advance=None):
+        encoded.extend(titles)
+        return fake_title_model(titles, advance)
+
+    report = ingest_planted(planted, home_settings, encoder=MetadataEncoder(title_model, TitleCache(home_settings.cache_dir)))
+    titles = {title for title, _ in planted.songs.values()}
+    assert report.encoded_titles == len(titles) and sorted(encoded) == sorted(titles)
+    again = ingest_planted(planted, home_settings, encoder=MetadataEncoder(title_model, TitleCache(home_settings.cache_dir)))
+    assert again.encoded_titles == 0 and len(encoded) == len(titles)
+
+    def endless_model(titles, advance=None):  # a slow encoder: 30 s for the lot
+        for _ in range(600):
+            time.sleep(0.05)
+            advance(0)
+        return fake_title_model(titles)
+
+    threads = threading.active_count()
+    start = time.perf_counter()
+    with pytest.raises(SongSearchError, match="quality gate REFUSED"):
+        ingest_planted(planted, home_settings, w2v=TEST_W2V.with_options(vector_size=2, epochs=1, seed=3),
+                       encoder=MetadataEncoder(endless_model, TitleCache(home_settings.cache_dir / "other")))
+    assert time.perf_counter() - start < 15 and threading.active_count() == threads
 
 
 def test_an_update_trains_on_every_play_of_its_playlists(planted, home_settings):

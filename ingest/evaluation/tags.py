@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from typing import Sequence
 
@@ -33,5 +34,10 @@ def is_generic_tag(tag: str) -> bool:
     return tag in GENERIC_TAGS or bool(_DECADE.match(tag))
 
 
+@functools.lru_cache(maxsize=1 << 16)  # a catalogue's tags repeat
+def _useful(tag: str) -> str | None:
+    return None if is_generic_tag(tag) else " ".join(tag.casefold().split())
+
+
 def useful_tags(tags: Sequence[str]) -> frozenset[str]:
-    return frozenset(" ".join(t.casefold().split()) for t in tags if not is_generic_tag(t))
+    return frozenset(folded for folded in map(_useful, tags) if folded is not None)

@@ -268,8 +268,13 @@ class EdgeStore(Store):
             self._shards[name] = qe.EdgeShard.load(str(self._collections_dir / name))
 
     def _finish(self, shard: qe.EdgeShard, reindex: bool) -> None:
-        # no payload-aware HNSW links: an artist has few songs, which the payload index
-        # scans exactly, and the extra graphs tripled the indexing time
+        if reindex:  # a small delta stays in a plain segment: exact search over it is cheap
+            shard.flush()
+            shard.optimize()
+        # payload indexes built after the optimizer, once, on the segment it made (before it,
+        # they were built on the plain segment and again by the optimizer); no payload-aware
+        # HNSW links: an artist has few songs, which the payload index scans exactly, and the
+        # extra graphs tripled the indexing time
         for field in KEYWORD_INDEXED_FIELDS:
             schema = qe.KeywordIndexParams(enable_hnsw=False)
             shard.update(qe.UpdateOperation.create_field_index(field, schema))
@@ -280,9 +285,6 @@ class EdgeStore(Store):
             schema = qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True, scoring=True, enable_hnsw=False)
             shard.update(qe.UpdateOperation.create_field_index(field, schema))
         shard.flush()
-        if reindex:  # a small delta stays in a plain segment: exact search over it is cheap
-            shard.optimize()
-            shard.flush()
 
     def delete_collection(self, name: str) -> None:
         shard = self._shards.pop(name, None)
