@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 #: Aliases that always point at the live version of each collection.
@@ -62,6 +62,16 @@ class IndexSettings:
     #: live one by moving a few vectors must be rebuilt on optimize (deleted HNSW nodes cut the graph)
     deleted_threshold: float = 0.001
     vacuum_min_vector_number: int = 100
+    #: "int8": the dense vectors are also kept as int8 copies in RAM (scalar quantization) and the
+    #: stored vectors stay on disk; None: the stored vectors only.  Chosen per version at ingest
+    #: (``ingest --quantization``, :class:`Layout`), not here.
+    quantization: str | None = None
+    #: a search of quantized vectors rescores the best ``oversampling`` x limit with the stored ones
+    oversampling: float = 4.0
+
+
+#: what ``ingest --quantization`` accepts
+QUANTIZATIONS = ("int8",)
 
 
 #: songs_w2v is searched exactly: most songs have few plays and barely trained vectors, on which
@@ -77,10 +87,46 @@ INDEXES = {
 }
 
 
-def index_settings(collection: str) -> IndexSettings:
-    """The index settings of an alias or of a physical collection behind one."""
+def index_settings(collection: str, quantization: str | None = None) -> IndexSettings:
+    """The index settings of an alias or of a physical collection behind one (with a version's
+    quantization, when it has one)."""
     parsed = split_physical_name(collection)
-    return INDEXES.get(parsed[0] if parsed else collection, IndexSettings())
+    settings = INDEXES.get(parsed[0] if parsed else collection, IndexSettings())
+    return replace(settings, quantization=quantization) if quantization else settings
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How ingest lays out one version's collections; recorded with the version (``ingest
+    --update`` keeps the live one's) and in the collections themselves."""
+
+    #: one of QUANTIZATIONS, or None
+    quantization: str | None = None
+    #: a server's shards per collection and copies of each shard (None: the cluster's defaults)
+    shards: int | None = None
+    replicas: int | None = None
+
+    def __post_init__(self):
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise SongSearchError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+        for name in ("shards", "replicas"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise SongSearchError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def describe(self) -> str:
+        """``int8 quantization, 3 shards, 2 replicas`` (only what differs from the defaults)."""
+        parts = [f"{self.quantization} quantization" if self.quantization else ""]
+        parts += [f"{n} {name}" for n, name in ((self.shards, "shards"), (self.replicas, "replicas")) if n is not None]
+        return ", ".join(p for p in parts if p)
+
+    @property
+    def write_consistency(self) -> int | None:
+        """Copies of a shard that must acknowledge a write: a majority of the replicas."""
+        return self.replicas // 2 + 1 if self.replicas else None
+
+    @property
+    def distributed(self) -> bool:
+        return self.shards is not None or self.replicas is not None
 
 
 DEFAULT_TIMEOUT_S = 10.0

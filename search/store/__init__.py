@@ -21,7 +21,7 @@ from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-from search.contract import Settings
+from search.contract import IndexSettings, Layout, Settings
 
 
 @dataclass(frozen=True)
@@ -156,6 +156,13 @@ def point_batches(ids, vectors: np.ndarray, payloads, sparse: Mapping[str, Seque
         yield batch
 
 
+def quantization_params(index: IndexSettings, exact: bool) -> dict:
+    """How a search treats quantized vectors: an exact search ignores them; otherwise the best
+    ``oversampling`` x limit of them are rescored with the stored vectors.  Sent on every search:
+    Qdrant ignores them on a collection without quantization."""
+    return {"ignore": True} if exact else {"rescore": True, "oversampling": index.oversampling}
+
+
 class Reader(ABC):
     """Reading collections. ``collection`` may be an alias or a physical name."""
 
@@ -169,6 +176,10 @@ class Reader(ABC):
     @abstractmethod
     def retrieve(self, collection: str, ids: Sequence[int], with_vectors: bool = False) -> dict[int, Point]:
         """The points of those ids that exist, with payloads (and vectors when asked for)."""
+
+    @abstractmethod
+    def quantization(self, collection: str) -> str | None:
+        """The quantization the collection was created with (``Layout.quantization``)."""
 
     @abstractmethod
     def search(self, collection: str, request: Search) -> list[Hit]:
@@ -205,9 +216,12 @@ class Writer(ABC):
 
     #: whether :meth:`copy_collection` works (a cheap file copy of a published collection)
     can_copy: bool = False
+    #: whether :meth:`create_collection` spreads a collection over shards and replicas
+    can_distribute: bool = False
 
     @abstractmethod
-    def create_collection(self, name: str, dim: int, sparse_vectors: Sequence[str] = ()) -> None: ...
+    def create_collection(self, name: str, dim: int, sparse_vectors: Sequence[str] = (), layout: Layout = Layout()) -> None:
+        """A new empty collection, indexed as ``index_settings(name, layout.quantization)`` says."""
 
     @abstractmethod
     def upsert(

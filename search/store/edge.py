@@ -23,8 +23,8 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches
+from search.contract import NAME_FIELD, Layout, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, point_batches, quantization_params
 
 UPSERT_BATCH = 2000
 
@@ -120,14 +120,16 @@ class EdgeStore(Store):
         return shard
 
     # -- writing --
-    def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
+    def create_collection(self, name: str, dim: int, sparse_vectors=(), layout: Layout = Layout()) -> None:
         path = self._collections_dir / name
         if path.exists():
             raise SongSearchError(f"collection {name} already exists")
-        index = index_settings(name)
+        index = index_settings(name, layout.quantization)
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
+        int8 = index.quantization == "int8"  # int8 copies in RAM, the stored vectors on disk
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype),
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype, memory=qe.Memory.Cold if int8 else None),
+            quantization_config=qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, always_ram=True) if int8 else None,
             sparse_vectors={v: qe.EdgeSparseVectorParams(full_scan_threshold=index.sparse_full_scan_threshold) for v in sparse_vectors} or None,
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(
@@ -230,9 +232,20 @@ class EdgeStore(Store):
         hits = self._shard(collection).facet(qe.FacetRequest(key, limit=limit, exact=True, filter=_edge_filter(flt))).hits
         return sorted(((h.value, int(h.count)) for h in hits), key=lambda vc: (-vc[1], vc[0]))
 
+    def quantization(self, collection: str) -> str | None:
+        """From the shard's own configuration file (``edge_config.json``, written by Edge)."""
+        path = self._collections_dir / self._resolve(collection) / "edge_config.json"
+        try:
+            config = json.loads(path.read_text()).get("quantization_config") or {}
+        except FileNotFoundError:
+            raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first") from None
+        return (config.get("scalar") or {}).get("type")
+
     def search(self, collection: str, request: Search) -> list[Hit]:
         flt = _edge_filter(request.filter)
-        params = qe.SearchParams(hnsw_ef=index_settings(collection).hnsw_ef, exact=request.exact)
+        index = index_settings(collection)
+        quantization = qe.QuantizationSearchParams(**quantization_params(index, request.exact))
+        params = qe.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=quantization)
         lists = [_edge_query(n) for n in request.lists]
         if request.fusion is None:
             (query,) = lists
