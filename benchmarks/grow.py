@@ -52,6 +52,8 @@ def read_playlists(path: Path, n: int) -> tuple[list[str], list[np.ndarray]]:
 
 def new_titles(titles: list[str], copies: int, rng: np.random.Generator) -> list[str]:
     """``copies`` new titles per source title: about half the words swapped for source words."""
+    if copies == 0:
+        return []
     words = [t.split() or ["untitled"] for t in titles]
     vocab, counts = np.unique(np.concatenate([np.array(w, dtype=object) for w in words]).astype(str), return_counts=True)
     p = counts / counts.sum()

@@ -81,8 +81,11 @@ QUANTIZATIONS = ("int8",)
 #: wide beam.
 #: A co-play query reads the posting lists of the query song's playlists, a few thousand entries:
 #: cheaper than scoring the sparse vectors of thousands of songs a tag or plays filter keeps.
+#: With int8 copies (``ingest --quantization int8``), the many near-equal neighbours of barely
+#: trained Word2Vec vectors need a deeper rescore than the MiniLM vectors (benchmarks/scale.py
+#: measures recall against exact search).
 INDEXES = {
-    W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, sparse_full_scan_threshold=100),
+    W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, sparse_full_scan_threshold=100, oversampling=16.0),
     META_ALIAS: IndexSettings(hnsw_ef=1024),
 }
 

@@ -1,0 +1,280 @@
+"""How ingest and search scale with the catalogue: yes_complete grown 1x, 4x, 16x (benchmarks/grow.py).
+
+    python benchmarks/scale.py --data ../shared/data/yes/yes_complete [--sizes 1,4,16] [--layouts plain,int8]
+    python benchmarks/scale.py --data ... --quick        # a 4 % slice grown 1x and 2x, to try it out
+
+For every size and layout: the `ingest` command in a fresh process and SONGSEARCH_HOME (embedded
+store), its seconds and peak resident memory per stage (from its own summary table) and of the
+whole process, the store's size on disk and the bytes of dense vectors it keeps in RAM, then
+in-process p50/p95 of `similar` with and without `--artist`, and recall@10 against exact search.
+Results accumulate in a JSON file (``--results``), so sizes can be run one at a time; the
+markdown table (``--out``) and the plot (``--plot``) are written from all results in it.
+Not a test: it asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import bench_recall, percentiles
+from grow import grow
+
+from search.clikit import markdown_table
+
+ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+LAYOUTS = {"plain": [], "int8": ["--quantization", "int8"]}
+ABOUT = """
+Regenerate with `make scale SONGSEARCH_DATA=DIR` (`SCALE_SIZES=1,4` for fewer sizes); the results
+accumulate in docs/scale.json, so sizes can be run one at a time.
+
+- Catalogues: `benchmarks/grow.py` grows yes_complete N times (seed 13): every song gets N - 1
+  twins with new titles (half the words drawn from all titles) and new artists, every playlist is
+  replayed through each copy's twins with 10 % of its songs taken from other copies.
+- Ingest: the `ingest` command with the default settings into a fresh SONGSEARCH_HOME (embedded
+  store), wall time and the whole process's peak RSS; the per-stage seconds and peak RSS are the
+  ones `ingest` prints. The plain row starts from an empty title-embedding cache; the int8 row
+  (`ingest --quantization int8`) from the plain row's cache, so it encodes no titles.
+- Store: bytes under SONGSEARCH_HOME/qdrant; vectors in RAM: the dense vectors a search reads from
+  memory (songs_w2v float16 and songs_meta float32, or their int8 copies when quantized; the
+  stored vectors then stay on disk and are read only to rescore).
+- Search: in-process `SongSearch`, {queries} seeded random songs of songs_w2v after one warm-up
+  call, `--artist` being the song's own artist. Recall@10: the served answers against exact search
+  (quantization ignored) for {queries} songs drawn uniformly: the default `similar` request on
+  songs_w2v, and the dense vector alone on songs_meta (HNSW).
+"""
+
+
+def grown_dataset(source: Path, factor: int, workdir: Path, shrink: float) -> Path:
+    """The grown dataset, generated once per (source, factor, shrink) and reused."""
+    out = workdir / (f"data-x{factor}" + ("" if shrink == 1 else f"-{shrink:g}"))
+    stamp = out / ".grown"
+    wanted = json.dumps({"source": str(source.resolve()), "factor": factor, "shrink": shrink})
+    if not (stamp.is_file() and stamp.read_text() == wanted):
+        shutil.rmtree(out, ignore_errors=True)
+        grow(source, out, factor, shrink=shrink)
+        stamp.write_text(wanted)
+    return out
+
+
+def run_ingest(data: Path, home: Path, layout: str) -> dict:
+    """The `ingest` command in a fresh process: wall seconds, peak RSS, and its stage table."""
+    env = {**os.environ, "SONGSEARCH_HOME": str(home), "PYTHONPATH": str(ROOT)}
+    env.pop("QDRANT_URL", None)
+    home.mkdir(parents=True, exist_ok=True)
+    with open(home / "ingest.out", "w+") as out, open(home / "ingest.err", "w+") as err:
+        start = time.perf_counter()
+        process = subprocess.Popen([str(BIN / "ingest"), "--data", str(data), "--quiet", *LAYOUTS[layout]], env=env, stdout=out, stderr=err)
+        _, status, usage = os.wait4(process.pid, 0)  # the child's own peak RSS
+        seconds = time.perf_counter() - start
+        out.seek(0), err.seek(0)
+        summary, errors = out.read(), err.read()
+    if os.waitstatus_to_exitcode(status) != 0:
+        sys.exit(f"ingest of {data} failed:\n{summary}\n{errors}")
+    stages = parse_stages(summary)
+    # ingest restarts the peak at each stage (so the kernel's final peak is the last stage's)
+    peak = max([usage.ru_maxrss / 1024] + [mib for _, mib in stages.values()])
+    return {"wall_s": seconds, "peak_rss_mib": peak, "stages": stages, "summary": summary.strip()}
+
+
+def parse_stages(summary: str) -> dict[str, list[float]]:
+    """{stage: [seconds, peak RSS MiB]} from the table `ingest` prints (total left out)."""
+    lines = summary.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("stage")) + 2
+    stages = {}
+    for line in lines[start:]:
+        *name, seconds, peak = line.split()
+        if name == ["total"]:
+            break
+        stages[" ".join(name)] = [float(seconds), float(peak)]
+    return stages
+
+
+def store_bytes(home: Path) -> tuple[int, int]:
+    """(bytes on disk under the embedded store, bytes of dense vectors kept in RAM): per segment,
+    its int8 copies when it has them, else its stored dense vectors."""
+    root = home / "qdrant"
+    disk = sum(p.stat().st_blocks * 512 for p in root.rglob("*") if p.is_file())
+    in_ram = 0
+    for storage in root.glob("collections/*/segments/*/vector_storage"):
+        files = [p for p in storage.rglob("*") if p.is_file()]
+        quantized = [p for p in files if p.name == "quantized.data"]
+        dense = [p for p in files if not p.name.startswith(("quantized", "deleted", "flags")) and p.suffix not in (".json",)]
+        in_ram += sum(p.stat().st_size for p in (quantized or dense))
+    return disk, in_ram
+
+
+def measure_search(home: Path, queries: int) -> dict:
+    """p50/p95 (ms) of `similar` with and without --artist, and recall@10 against exact search."""
+    os.environ["SONGSEARCH_HOME"] = str(home)
+    os.environ.pop("QDRANT_URL", None)
+    from search.api import SongSearch
+
+    timings = {}
+    with SongSearch() as songs:
+        ids = songs.store.scroll_ids("songs_w2v")
+        sample = random.Random(1).sample(ids, min(queries, len(ids)))
+        artists = {i: p.payload["artist"] for i, p in songs.store.retrieve("songs_w2v", sample).items()}
+        cases = {"similar": lambda i: songs.similar(i), "similar --artist": lambda i: songs.similar(i, artist=artists[i])}
+        for name, call in cases.items():
+            call(sample[0])  # warm-up: opens the shards
+            samples = []
+            for song in sample:
+                start = time.perf_counter()
+                call(song)
+                samples.append((time.perf_counter() - start) * 1000)
+            timings[name] = percentiles(samples)
+    recall = {f"{row[0]} {row[1]}": float(row[3]) for row in bench_recall(queries, mixes=("uniform over songs",))}
+    return {"ms": timings, "recall": recall}
+
+
+def measure(source: Path, factor: int, layout: str, args) -> dict:
+    data = grown_dataset(source, factor, args.workdir, args.shrink)
+    home = args.workdir / f"home-x{factor}-{layout}"
+    shutil.rmtree(home, ignore_errors=True)
+    plain_cache = args.workdir / f"home-x{factor}-plain" / "cache"
+    if layout != "plain" and plain_cache.is_dir():  # titles encoded once per size
+        shutil.copytree(plain_cache, home / "cache")
+    print(f"x{factor} {layout}: ingest ...", file=sys.stderr, flush=True)
+    result = {"factor": factor, "layout": layout, **run_ingest(data, home, layout)}
+    counts = re.search(r"(\d+) songs, (\d+) playlists", result["summary"])
+    result["songs"], result["playlists"] = int(counts[1]), int(counts[2])
+    result["disk_bytes"], result["vector_ram_bytes"] = store_bytes(home)
+    print(f"x{factor} {layout}: search ...", file=sys.stderr, flush=True)
+    result.update(measure_search(home, args.queries))
+    return result
+
+
+def mib(n: float) -> str:
+    return f"{n / 2**20:.0f}"
+
+
+def ms(pair) -> str:
+    return f"{pair[0]:.2f} / {pair[1]:.2f}"
+
+
+def report(results: list[dict], command: str) -> str:
+    """docs/scale.md from every result: the measurements, the stages, per million songs, the targets."""
+    rows = [[f"{r['factor']}x", f"{r['songs']:,}", f"{r['playlists']:,}", r["layout"], f"{r['wall_s']:.0f}", f"{r['peak_rss_mib']:.0f}",
+             mib(r["disk_bytes"]), mib(r["vector_ram_bytes"]), ms(r["ms"]["similar"]), ms(r["ms"]["similar --artist"]),
+             f"{r['recall']['songs_w2v `similar` (fused)']:.3f}", f"{r['recall']['songs_meta dense vector']:.3f}"] for r in results]
+    main = markdown_table(["size", "songs", "playlists", "layout", "ingest s (wall)", "ingest peak RSS MiB", "store on disk MiB",
+                           "dense vectors in RAM MiB", "similar p50 / p95 ms", "similar --artist p50 / p95 ms",
+                           "recall@10 similar", "recall@10 songs_meta"], rows)
+    stage_names = list(dict.fromkeys(name for r in results for name in r["stages"]))
+    stage_rows = [[name, *(("{:.1f} / {:.0f}".format(*r["stages"][name])) if name in r["stages"] else "-" for r in results)] for name in stage_names]
+    stages = markdown_table(["stage: seconds / peak RSS MiB", *(f"{r['factor']}x {r['layout']}" for r in results)], stage_rows)
+    per_million = markdown_table(
+        ["size", "layout", "store on disk MiB per million songs", "dense vectors in RAM MiB per million songs", "ingest peak RSS MiB per million songs"],
+        [[f"{r['factor']}x", r["layout"], mib(r["disk_bytes"] * 1e6 / r["songs"]), mib(r["vector_ram_bytes"] * 1e6 / r["songs"]),
+          f"{r['peak_rss_mib'] * 1e6 / r['songs']:.0f}"] for r in results])
+    return "\n\n".join([f"# Scale\n\n`{command}`, {os.cpu_count()} cores.\n{ABOUT.format(queries=results[0]['queries'])}",
+                        "![ingest time and memory against catalogue size](img/scale.png)", main,
+                        "Per million songs:", per_million, "Seconds and peak RSS (MiB) of each ingest stage:", stages,
+                        "Against the targets of issue 13 (2 cores), at the largest size measured:", targets(results)]) + "\n"
+
+
+def targets(results: list[dict]) -> str:
+    plain = {r["factor"]: r for r in results if r["layout"] == "plain"}
+    int8 = {r["factor"]: r for r in results if r["layout"] == "int8"}
+    largest = max(plain)
+    big, rows = plain[largest], []
+
+    def row(what, target, value, met):
+        rows.append([what, target, value, "met" if met else "missed"])
+
+    if 1 in plain and largest > 1:
+        ratio = big["wall_s"] / plain[1]["wall_s"]
+        row(f"ingest time at {largest}x / at 1x", f"at most {largest * 1.2:g}", f"{ratio:.1f}", ratio <= largest * 1.2)
+    row(f"ingest peak RSS at {largest}x", "at most 8 GiB", f"{big['peak_rss_mib'] / 1024:.2f} GiB", big["peak_rss_mib"] <= 8 * 1024)
+    row(f"in-process `similar` p50 at {largest}x", "at most 5 ms", f"{big['ms']['similar'][0]:.2f} ms", big["ms"]["similar"][0] <= 5)
+    recall = min(big["recall"].values())
+    row(f"recall@10 at {largest}x (lower of the two)", "at least 0.95", f"{recall:.3f}", recall >= 0.95)
+    if largest in int8:
+        q = int8[largest]
+        shrink = big["vector_ram_bytes"] / max(1, q["vector_ram_bytes"])
+        row(f"int8: dense vectors in RAM at {largest}x, plain / int8", "at least 3", f"{shrink:.1f}", shrink >= 3)
+        recall = min(q["recall"].values())
+        row(f"int8: recall@10 at {largest}x (lower of the two)", "at least 0.95", f"{recall:.3f}", recall >= 0.95)
+    return markdown_table(["target", "wanted", "measured", ""], rows)
+
+
+def plot(results: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for layout, style in (("plain", "o-"), ("int8", "s--")):
+        rs = sorted((r for r in results if r["layout"] == layout), key=lambda r: r["songs"])
+        if not rs:
+            continue
+        songs = [r["songs"] / 1e6 for r in rs]
+        left.plot(songs, [r["wall_s"] for r in rs], style, label=f"ingest, {layout}")
+        right.plot(songs, [r["peak_rss_mib"] / 1024 for r in rs], style, label=f"ingest peak RSS, {layout}")
+        right.plot(songs, [r["vector_ram_bytes"] / 2**30 for r in rs], style, alpha=0.5, label=f"dense vectors in RAM, {layout}")
+        if layout == "plain":
+            encode = [r["stages"].get("encode metadata", [0])[0] for r in rs]
+            left.plot(songs, encode, "^:", label="of which encode metadata, plain")
+            left.plot(songs, [rs[0]["wall_s"] * r["songs"] / rs[0]["songs"] for r in rs], "k:", alpha=0.4, label="linear from the smallest")
+    left.set(xlabel="songs (millions)", ylabel="seconds", title="ingest time (wall)")
+    right.set(xlabel="songs (millions)", ylabel="GiB", title="memory")
+    for axis in (left, right):
+        axis.grid(alpha=0.3)
+        axis.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data", type=Path, default=os.environ.get("SONGSEARCH_DATA"), required=not os.environ.get("SONGSEARCH_DATA"))
+    parser.add_argument("--sizes", help="catalogue sizes, times the dataset's [default: 1,4,16; --quick: 1,2]")
+    parser.add_argument("--layouts", default="plain,int8", help="plain (default ingest) and/or int8 (--quantization int8)")
+    parser.add_argument("--quick", action="store_true", help="a 4 %% slice of the dataset, 30 queries, results in --workdir")
+    parser.add_argument("--queries", type=int, help="query songs for latency and recall [default: 200; --quick: 30]")
+    parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "songsearch-scale", help="grown datasets and homes")
+    parser.add_argument("--results", type=Path, help="JSON the results accumulate in [default: docs/scale.json; --quick: in --workdir]")
+    parser.add_argument("--out", type=Path, help="markdown report [default: docs/scale.md; --quick: in --workdir]")
+    parser.add_argument("--plot", type=Path, help="PNG plot [default: docs/img/scale.png; --quick: in --workdir]")
+    args = parser.parse_args()
+    docs = args.workdir if args.quick else ROOT / "docs"
+    args.results, args.out, args.plot = (args.results or docs / "scale.json", args.out or docs / "scale.md", args.plot or docs / "img" / "scale.png")
+    args.queries = args.queries or (30 if args.quick else 200)
+    args.shrink = 0.04 if args.quick else 1.0
+    try:
+        sizes = [int(s) for s in (args.sizes or ("1,2" if args.quick else "1,4,16")).split(",")]
+        layouts = args.layouts.split(",")
+    except ValueError:
+        parser.error("--sizes takes whole numbers, e.g. 1,4,16")
+    if any(s < 1 for s in sizes) or not set(layouts) <= set(LAYOUTS):
+        parser.error(f"--sizes must be at least 1 and --layouts among {', '.join(LAYOUTS)}")
+    if not (args.data / "song_hash.txt").is_file():
+        parser.error(f"{args.data} is not a dataset directory (no song_hash.txt)")
+    args.workdir.mkdir(parents=True, exist_ok=True)
+    results = json.loads(args.results.read_text()) if args.results.is_file() else {}
+    for factor in sizes:
+        for layout in sorted(layouts, key=list(LAYOUTS).index):  # plain first: int8 reuses its title cache
+            results[f"{factor}x {layout}"] = {**measure(args.data, factor, layout, args), "queries": args.queries}
+            args.results.parent.mkdir(parents=True, exist_ok=True)
+            args.results.write_text(json.dumps(results, indent=1))
+    ordered = sorted(results.values(), key=lambda r: (r["factor"], list(LAYOUTS).index(r["layout"])))
+    command = "make scale" if not args.quick else " ".join(["benchmarks/scale.py", *sys.argv[1:]])
+    args.out.write_text(report(ordered, command))
+    plot(ordered, args.plot)
+    print(args.out.read_text())
+
+
+if __name__ == "__main__":
+    main()
