@@ -39,6 +39,10 @@ title-embedding cache), with the default settings and the embedded store.
   and the default `similar` request (both prefetches) with exact search. songs_w2v has no HNSW
   graph (search/contract.py `INDEXES`): its answers are exact by construction.
 - Fresh process: the `search` command, wall time.
+
+How ingest time, memory, disk, latency and recall grow with the catalogue (1x, 4x, 16x, with and
+without int8 quantization): [scale.md](scale.md), ![time and memory against size](img/scale.png)
+(`make scale`).
 """
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent

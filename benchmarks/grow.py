@@ -62,11 +62,14 @@ def new_titles(titles: list[str], copies: int, rng: np.random.Generator) -> list
     starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     swap[starts + (rng.random(len(lengths)) * lengths).astype(np.int64)] = True  # at least one word drawn per title
     drawn = iter(vocab[rng.choice(len(vocab), int(swap.sum()), p=p)].tolist())
+    extra = iter(vocab[rng.choice(len(vocab), len(lengths), p=p)].tolist())
     flat = iter(swap.tolist())
     out = []
     for _ in range(copies):
         for original in words:
-            out.append(" ".join(next(drawn) if next(flat) else word for word in original))
+            title = " ".join(next(drawn) if next(flat) else word for word in original)
+            word = next(extra)
+            out.append(title if title != " ".join(original) else f"{title} {word}")  # never the source title
     return out
 
 

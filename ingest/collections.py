@@ -110,6 +110,19 @@ def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, e
         )
     }
     if encoder is not None:
-        meta_vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], progress)
-        collections[META_ALIAS] = CollectionData(song_ids, meta_vectors, [payload_of[int(i)] for i in song_ids])
+        collections[META_ALIAS] = CollectionData(song_ids, metadata_vectors(songs, encoder, progress), [payload_of[int(i)] for i in song_ids])
     return collections
+
+
+#: songs encoded per call: the encoder's temporaries (several copies of its output, some in
+#: float64) stay a few hundred MB at any catalogue size, instead of outgrowing the vectors
+ENCODE_CHUNK = 100_000
+
+
+def metadata_vectors(songs: list, encoder, progress=None) -> np.ndarray:
+    """songs_meta's vectors, ``ENCODE_CHUNK`` songs at a time, into one float32 array."""
+    out = np.empty((len(songs), encoder.dim), dtype=np.float32)
+    for start in range(0, len(songs), ENCODE_CHUNK):
+        chunk = songs[start : start + ENCODE_CHUNK]
+        out[start : start + len(chunk)] = encoder.encode([s.title for s in chunk], [s.artist for s in chunk], progress)
+    return out
