@@ -40,10 +40,12 @@ bench: setup
 
 # regenerates docs/scale.md, docs/scale.json and docs/img/scale.png: yes_complete grown 1x, 4x and 16x
 # (benchmarks/grow.py), each ingested plain and with --quantization int8 (hours on 2 cores at 16x;
-# SCALE_SIZES=1,4 for fewer; results accumulate in docs/scale.json; needs SONGSEARCH_DATA)
+# SCALE_SIZES=1,4 for fewer, SCALE_ARGS="--project 16" to extrapolate; results accumulate in
+# docs/scale.json; needs SONGSEARCH_DATA)
 SCALE_SIZES ?= 1,4,16
+SCALE_ARGS ?=
 scale: setup
-	nice -n 10 $(BIN)/python benchmarks/scale.py $(RUN_DATA) --sizes $(SCALE_SIZES)
+	nice -n 10 $(BIN)/python benchmarks/scale.py $(RUN_DATA) --sizes $(SCALE_SIZES) $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

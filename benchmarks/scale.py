@@ -25,6 +25,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 from bench import bench_recall, percentiles
 from grow import grow
 
@@ -162,8 +163,55 @@ def ms(pair) -> str:
     return f"{pair[0]:.2f} / {pair[1]:.2f}"
 
 
-def report(results: list[dict], command: str) -> str:
-    """docs/scale.md from every result: the measurements, the stages, per million songs, the targets."""
+def fit(results: list[dict], value) -> tuple[float, float]:
+    """(intercept, slope per song) of the least-squares line of ``value(result)`` against songs."""
+    songs = [r["songs"] for r in results]
+    if len(set(songs)) < 2:
+        return 0.0, value(results[0]) / songs[0]
+    slope, intercept = np.polyfit(songs, [value(r) for r in results], 1)
+    return float(intercept), float(slope)
+
+
+def at(results: list[dict], value, songs: int) -> float:
+    intercept, slope = fit(results, value)
+    return intercept + slope * songs
+
+
+MEASURES = {  # what the growth and projection tables fit: (column, value of a result, shown as)
+    "ingest s": (lambda r: r["wall_s"], "{:.0f}"),
+    "ingest peak RSS MiB": (lambda r: r["peak_rss_mib"], "{:.0f}"),
+    "store on disk MiB": (lambda r: r["disk_bytes"] / 2**20, "{:.0f}"),
+    "dense vectors in RAM MiB": (lambda r: r["vector_ram_bytes"] / 2**20, "{:.0f}"),
+}
+
+
+def growth(results: list[dict], project: int | None) -> list[str]:
+    """Per layout, the fitted cost of a million more songs, and (``project``) the lines at that size."""
+    by_layout = {layout: [r for r in results if r["layout"] == layout] for layout in LAYOUTS}
+    by_layout = {k: v for k, v in by_layout.items() if v}
+    per_million = [[layout, *(f"{fit(rs, value)[1] * 1e6:.0f}" for value, _ in MEASURES.values())] for layout, rs in by_layout.items()]
+    parts = ["Growth per million songs (slope of the least-squares line through the sizes measured):",
+             markdown_table(["layout", *(f"{name} per million songs" for name in MEASURES)], per_million)]
+    if project:
+        base = min(results, key=lambda r: r["factor"])
+        songs = base["songs"] * project // base["factor"]
+        rows = []
+        for layout, rs in by_layout.items():
+            rows.append([layout, *(shown.format(at(rs, value, songs)) for value, shown in MEASURES.values())])
+        stage_rows = []
+        plain = by_layout.get("plain", [])
+        for name in dict.fromkeys(n for r in plain for n in r["stages"]):
+            have = [r for r in plain if name in r["stages"]]
+            stage_rows.append([name, *(f"{at(have, lambda r, i=i: r['stages'][name][i], songs):.0f}" for i in (0, 1))])
+        parts += [f"Projected at {project}x ({songs:,} songs) by those lines, **not measured**:",
+                  markdown_table(["layout", *MEASURES], rows),
+                  f"Projected seconds and peak RSS of each stage at {project}x, plain, **not measured**:",
+                  markdown_table(["stage", "seconds", "peak RSS MiB"], stage_rows)]
+    return parts
+
+
+def report(results: list[dict], command: str, project: int | None = None) -> str:
+    """docs/scale.md from every result: the measurements, the stages, growth and projection, the targets."""
     rows = [[f"{r['factor']}x", f"{r['songs']:,}", f"{r['playlists']:,}", r["layout"], f"{r['wall_s']:.0f}", f"{r['peak_rss_mib']:.0f}",
              mib(r["disk_bytes"]), mib(r["vector_ram_bytes"]), ms(r["ms"]["similar"]), ms(r["ms"]["similar --artist"]),
              f"{r['recall']['songs_w2v `similar` (fused)']:.3f}", f"{r['recall']['songs_meta dense vector']:.3f}"] for r in results]
@@ -173,13 +221,9 @@ def report(results: list[dict], command: str) -> str:
     stage_names = list(dict.fromkeys(name for r in results for name in r["stages"]))
     stage_rows = [[name, *(("{:.1f} / {:.0f}".format(*r["stages"][name])) if name in r["stages"] else "-" for r in results)] for name in stage_names]
     stages = markdown_table(["stage: seconds / peak RSS MiB", *(f"{r['factor']}x {r['layout']}" for r in results)], stage_rows)
-    per_million = markdown_table(
-        ["size", "layout", "store on disk MiB per million songs", "dense vectors in RAM MiB per million songs", "ingest peak RSS MiB per million songs"],
-        [[f"{r['factor']}x", r["layout"], mib(r["disk_bytes"] * 1e6 / r["songs"]), mib(r["vector_ram_bytes"] * 1e6 / r["songs"]),
-          f"{r['peak_rss_mib'] * 1e6 / r['songs']:.0f}"] for r in results])
     return "\n\n".join([f"# Scale\n\n`{command}`, {os.cpu_count()} cores.\n{ABOUT.format(queries=results[0]['queries'])}",
                         "![ingest time and memory against catalogue size](img/scale.png)", main,
-                        "Per million songs:", per_million, "Seconds and peak RSS (MiB) of each ingest stage:", stages,
+                        "Seconds and peak RSS (MiB) of each ingest stage:", stages, *growth(results, project),
                         "Against the targets of issue 13 (2 cores), at the largest size measured:", targets(results)]) + "\n"
 
 
@@ -247,6 +291,8 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path(os.environ.get("TMPDIR", "/tmp")) / "songsearch-scale", help="grown datasets and homes")
     parser.add_argument("--results", type=Path, help="JSON the results accumulate in [default: docs/scale.json; --quick: in --workdir]")
     parser.add_argument("--out", type=Path, help="markdown report [default: docs/scale.md; --quick: in --workdir]")
+    parser.add_argument("--report-only", action="store_true", help="measure nothing: write --out and --plot from --results")
+    parser.add_argument("--project", type=int, help="also project the fitted lines to this size (e.g. 16 when it was not run)")
     parser.add_argument("--plot", type=Path, help="PNG plot [default: docs/img/scale.png; --quick: in --workdir]")
     args = parser.parse_args()
     docs = args.workdir if args.quick else ROOT / "docs"
@@ -264,14 +310,14 @@ def main() -> None:
         parser.error(f"{args.data} is not a dataset directory (no song_hash.txt)")
     args.workdir.mkdir(parents=True, exist_ok=True)
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
-    for factor in sizes:
+    for factor in [] if args.report_only else sizes:
         for layout in sorted(layouts, key=list(LAYOUTS).index):  # plain first: int8 reuses its title cache
             results[f"{factor}x {layout}"] = {**measure(args.data, factor, layout, args), "queries": args.queries}
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(results, indent=1))
     ordered = sorted(results.values(), key=lambda r: (r["factor"], list(LAYOUTS).index(r["layout"])))
-    command = "make scale" if not args.quick else " ".join(["benchmarks/scale.py", *sys.argv[1:]])
-    args.out.write_text(report(ordered, command))
+    command = " ".join(["benchmarks/scale.py", *sys.argv[1:]])
+    args.out.write_text(report(ordered, command, args.project))
     plot(ordered, args.plot)
     print(args.out.read_text())
 
