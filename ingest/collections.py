@@ -86,12 +86,12 @@ def word_vectors(model, plays: Mapping[int, int]) -> tuple[np.ndarray, np.ndarra
     """
     ids = np.array([int(word) for word in model.wv.index_to_key], dtype=np.int64)
     order = np.argsort(ids)
-    ids, raw = ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]
-    unit = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+    ids, unit = ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]  # a copy, changed in place:
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)  # one matrix at a time in memory
     weights = np.array([max(plays.get(int(i), 0), 0) for i in ids.tolist()], dtype=np.float64)
     if weights.sum() > 0:
-        unit = unit - (weights @ unit / weights.sum()).astype(np.float32)
-    return ids, unit.astype(np.float32)
+        unit -= (weights @ unit / weights.sum()).astype(np.float32)
+    return ids, unit
 
 
 def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:

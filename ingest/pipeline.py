@@ -19,7 +19,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from ingest import publish as pub
-from ingest.collections import build_collections
+from ingest.collections import CollectionData, build_collections
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
 from ingest.gate import GateVerdict, quality_gate
 from ingest.model_dir import ModelDir
@@ -112,48 +112,58 @@ def _live_digests(settings: Settings, store: Store, layout: Layout) -> tuple[str
     return (live, digests) if digests is not None else None
 
 
-def publish_model(
-    run: _Run, catalogue: Catalogue, playlists: list[list[int]], fingerprint: str, model, w2v: W2VSettings, quality: GateVerdict | None
-) -> IngestReport:
-    """Everything after training: embeddings, new collections, checks, the alias switch."""
-    report, settings, store, encoder = run.report, run.settings, run.store, run.encoder
-    stage = run.stage
-    version = report.version
-    model_dir = ModelDir.of(settings, version)
+@contextmanager
+def _removed_unless_published(run: _Run):
+    """Whatever fails, unless the switch already happened (a failure while pruning), the live
+    version is untouched: remove what this run wrote."""
     try:
-        with stage("save model"):
-            model_dir.save_model(model, w2v, fingerprint)
-            model_dir.save_catalogue(catalogue)
-            model_dir.save_playlists(playlists)
-            model_dir.save_layout(report.layout)
-            if quality is not None:
-                model_dir.save_quality(quality.to_dict())
-        with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
-            collections = build_collections(catalogue, playlists, model, encoder, bar)
-            if encoder.cache is not None and encoder.encoded_titles:
-                encoder.cache.save()
-        live = _live_digests(settings, store, report.layout)
-        digests = {}
-        for alias, data in collections.items():
-            with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
-                digests[alias] = data.digests()
-                base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
-                report.written[alias] = pub.write_collection(
-                    store, physical_name(alias, version), data, digests[alias], base, bar, report.layout
-                )
-        model_dir.save_digests(digests)
-        with stage("verify and publish"):
-            report.dropped_versions = pub.publish(store, version, collections, run.keep)
+        yield
     except BaseException:
-        # unless the switch already happened (a failure while pruning), the live version
-        # is untouched: remove what this run wrote
-        if pub.live_version(store) != version:
-            pub.delete_unpublished(store, version)
-            model_dir.remove()
+        if pub.live_version(run.store) != run.report.version:
+            pub.delete_unpublished(run.store, run.report.version)
+            ModelDir.of(run.settings, run.report.version).remove()
         raise
+
+
+def build_version(
+    run: _Run, catalogue: Catalogue, playlists: list[list[int]], fingerprint: str, model, w2v: W2VSettings, quality: GateVerdict | None
+) -> dict[str, CollectionData]:
+    """The version's model files, and the points of both collections: the last use of the model
+    and the playlists, which the caller can then let go of before the upserts."""
+    model_dir, encoder = ModelDir.of(run.settings, run.report.version), run.encoder
+    with run.stage("save model"):
+        model_dir.save_model(model, w2v, fingerprint)
+        model_dir.save_catalogue(catalogue)
+        model_dir.save_playlists(playlists)
+        model_dir.save_layout(run.report.layout)
+        if quality is not None:
+            model_dir.save_quality(quality.to_dict())
+    with run.stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
+        collections = build_collections(catalogue, playlists, model, encoder, bar)
+        if encoder.cache is not None and encoder.encoded_titles:
+            encoder.cache.save()
+    return collections
+
+
+def publish_version(run: _Run, collections: dict[str, CollectionData]) -> IngestReport:
+    """New collections from the points, checks, the alias switch."""
+    report, settings, store = run.report, run.settings, run.store
+    version = report.version
+    live = _live_digests(settings, store, report.layout)
+    digests = {}
+    for alias, data in collections.items():
+        with run.stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
+            digests[alias] = data.digests()
+            base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
+            report.written[alias] = pub.write_collection(
+                store, physical_name(alias, version), data, digests[alias], base, bar, report.layout
+            )
+    ModelDir.of(settings, version).save_digests(digests)
+    with run.stage("verify and publish"):
+        report.dropped_versions = pub.publish(store, version, collections, run.keep)
     _prune_models(settings, store)
     report.vectors = {alias: len(data.ids) for alias, data in collections.items()}
-    report.encoded_titles = encoder.encoded_titles
+    report.encoded_titles = run.encoder.encoded_titles
     return report
 
 
@@ -227,7 +237,10 @@ def run_ingest(
             raise SongSearchError(f"{run.report.gate.summary()}: nothing published (--force publishes anyway)")
         with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
             model = train_word2vec(dataset.playlists, w2v, bar)
-        return publish_model(run, dataset.catalogue(), dataset.playlists, dataset.fingerprint, model, w2v, run.report.gate)
+        with _removed_unless_published(run):
+            collections = build_version(run, dataset.catalogue(), dataset.playlists, dataset.fingerprint, model, w2v, run.report.gate)
+            del model, dataset  # the points hold all the upserts need: free GBs at scale
+            return publish_version(run, collections)
 
 
 def _read_update(playlists_file: Path, songs_file: Path | None, catalogue: Catalogue) -> tuple[list[list[int]], dict[int, Song], str]:
@@ -279,7 +292,10 @@ def run_update(
         with run.stage("train word2vec"), run.bar("training word2vec", model.epochs, "epoch") as bar:
             continue_training(model, playlists, bar)
         fingerprint = hashlib.sha256((fingerprint + update_digest).encode()).hexdigest()[:16]
-        report = publish_model(run, catalogue, trained_on + playlists, fingerprint, model, w2v, None)
+        with _removed_unless_published(run):
+            collections = build_version(run, catalogue, trained_on + playlists, fingerprint, model, w2v, None)
+            del model, catalogue, trained_on, playlists  # the points hold all the upserts need
+            report = publish_version(run, collections)
         # same recipe, more data: the next full ingest is judged against the live numbers
         live_dir.copy_quality_to(ModelDir.of(run.settings, report.version))
         return report
