@@ -134,15 +134,20 @@ def measure_search(home: Path, queries: int) -> dict:
                 call(song)
                 samples.append((time.perf_counter() - start) * 1000)
             timings[name] = percentiles(samples)
+    load = os.getloadavg()[0]  # other processes on the machine: the latencies depend on it
     recall = {f"{row[0]} {row[1]}": float(row[3]) for row in bench_recall(queries, mixes=("uniform over songs",))}
-    return {"ms": timings, "recall": recall}
+    return {"ms": timings, "recall": recall, "load": load}
+
+
+def home_of(workdir: Path, factor: int, layout: str) -> Path:
+    return workdir / f"home-x{factor}-{layout}"
 
 
 def measure(source: Path, factor: int, layout: str, args) -> dict:
     data = grown_dataset(source, factor, args.workdir, args.shrink)
-    home = args.workdir / f"home-x{factor}-{layout}"
+    home = home_of(args.workdir, factor, layout)
     shutil.rmtree(home, ignore_errors=True)
-    plain_cache = args.workdir / f"home-x{factor}-plain" / "cache"
+    plain_cache = home_of(args.workdir, factor, "plain") / "cache"
     if layout != "plain" and plain_cache.is_dir():  # titles encoded once per size
         shutil.copytree(plain_cache, home / "cache")
     print(f"x{factor} {layout}: ingest ...", file=sys.stderr, flush=True)
@@ -213,10 +218,10 @@ def growth(results: list[dict], project: int | None) -> list[str]:
 def report(results: list[dict], command: str, project: int | None = None) -> str:
     """docs/scale.md from every result: the measurements, the stages, growth and projection, the targets."""
     rows = [[f"{r['factor']}x", f"{r['songs']:,}", f"{r['playlists']:,}", r["layout"], f"{r['wall_s']:.0f}", f"{r['peak_rss_mib']:.0f}",
-             mib(r["disk_bytes"]), mib(r["vector_ram_bytes"]), ms(r["ms"]["similar"]), ms(r["ms"]["similar --artist"]),
+             mib(r["disk_bytes"]), mib(r["vector_ram_bytes"]), f"{r['load']:.1f}" if "load" in r else "-", ms(r["ms"]["similar"]), ms(r["ms"]["similar --artist"]),
              f"{r['recall']['songs_w2v `similar` (fused)']:.3f}", f"{r['recall']['songs_meta dense vector']:.3f}"] for r in results]
     main = markdown_table(["size", "songs", "playlists", "layout", "ingest s (wall)", "ingest peak RSS MiB", "store on disk MiB",
-                           "dense vectors in RAM MiB", "similar p50 / p95 ms", "similar --artist p50 / p95 ms",
+                           "dense vectors in RAM MiB", "load (1 min) while searching", "similar p50 / p95 ms", "similar --artist p50 / p95 ms",
                            "recall@10 similar", "recall@10 songs_meta"], rows)
     stage_names = list(dict.fromkeys(name for r in results for name in r["stages"]))
     stage_rows = [[name, *(("{:.1f} / {:.0f}".format(*r["stages"][name])) if name in r["stages"] else "-" for r in results)] for name in stage_names]
@@ -292,6 +297,7 @@ def main() -> None:
     parser.add_argument("--results", type=Path, help="JSON the results accumulate in [default: docs/scale.json; --quick: in --workdir]")
     parser.add_argument("--out", type=Path, help="markdown report [default: docs/scale.md; --quick: in --workdir]")
     parser.add_argument("--report-only", action="store_true", help="measure nothing: write --out and --plot from --results")
+    parser.add_argument("--search-only", action="store_true", help="measure the searches again on the homes in --workdir (a quieter machine)")
     parser.add_argument("--project", type=int, help="also project the fitted lines to this size (e.g. 16 when it was not run)")
     parser.add_argument("--plot", type=Path, help="PNG plot [default: docs/img/scale.png; --quick: in --workdir]")
     args = parser.parse_args()
@@ -312,7 +318,12 @@ def main() -> None:
     results = json.loads(args.results.read_text()) if args.results.is_file() else {}
     for factor in [] if args.report_only else sizes:
         for layout in sorted(layouts, key=list(LAYOUTS).index):  # plain first: int8 reuses its title cache
-            results[f"{factor}x {layout}"] = {**measure(args.data, factor, layout, args), "queries": args.queries}
+            key = f"{factor}x {layout}"
+            if args.search_only:
+                results[key].update(measure_search(home_of(args.workdir, factor, layout), args.queries))
+            else:
+                results[key] = measure(args.data, factor, layout, args)
+            results[key]["queries"] = args.queries
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(results, indent=1))
     ordered = sorted(results.values(), key=lambda r: (r["factor"], list(LAYOUTS).index(r["layout"])))
