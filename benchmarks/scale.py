@@ -151,7 +151,8 @@ def measure(source: Path, factor: int, layout: str, args) -> dict:
     if layout != "plain" and plain_cache.is_dir():  # titles encoded once per size
         shutil.copytree(plain_cache, home / "cache")
     print(f"x{factor} {layout}: ingest ...", file=sys.stderr, flush=True)
-    result = {"factor": factor, "layout": layout, **run_ingest(data, home, layout)}
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    result = {"factor": factor, "layout": layout, "commit": commit or "?", **run_ingest(data, home, layout)}
     counts = re.search(r"(\d+) songs, (\d+) playlists", result["summary"])
     result["songs"], result["playlists"] = int(counts[1]), int(counts[2])
     result["disk_bytes"], result["vector_ram_bytes"] = store_bytes(home)
@@ -215,12 +216,24 @@ def growth(results: list[dict], project: int | None) -> list[str]:
     return parts
 
 
+def earlier(results: list[dict]) -> list[str]:
+    """Rows measured again with newer code: the stages' peak RSS (MiB) then and now."""
+    again = [r for r in results if "previous" in r]
+    if not again:
+        return []
+    rows = [[name, *(f"{r['previous']['stages'].get(name, [0, 0])[1]:.0f} / {r['stages'].get(name, [0, 0])[1]:.0f}" for r in again)]
+            for name in dict.fromkeys(n for r in again for n in r["stages"])]
+    rows.append(["whole ingest", *(f"{r['previous']['peak_rss_mib']:.0f} / {r['peak_rss_mib']:.0f}" for r in again)])
+    head = [f"{r['factor']}x {r['layout']}: {r['previous'].get('commit', 'earlier')} / {r['commit']}" for r in again]
+    return ["Peak RSS (MiB) of the rows measured again with newer code, then / now:", markdown_table(["stage", *head], rows)]
+
+
 def report(results: list[dict], command: str, project: int | None = None) -> str:
     """docs/scale.md from every result: the measurements, the stages, growth and projection, the targets."""
-    rows = [[f"{r['factor']}x", f"{r['songs']:,}", f"{r['playlists']:,}", r["layout"], f"{r['wall_s']:.0f}", f"{r['peak_rss_mib']:.0f}",
+    rows = [[f"{r['factor']}x", f"{r['songs']:,}", f"{r['playlists']:,}", r["layout"], r.get("commit", "?"), f"{r['wall_s']:.0f}", f"{r['peak_rss_mib']:.0f}",
              mib(r["disk_bytes"]), mib(r["vector_ram_bytes"]), f"{r['load']:.1f}" if "load" in r else "-", ms(r["ms"]["similar"]), ms(r["ms"]["similar --artist"]),
              f"{r['recall']['songs_w2v `similar` (fused)']:.3f}", f"{r['recall']['songs_meta dense vector']:.3f}"] for r in results]
-    main = markdown_table(["size", "songs", "playlists", "layout", "ingest s (wall)", "ingest peak RSS MiB", "store on disk MiB",
+    main = markdown_table(["size", "songs", "playlists", "layout", "code", "ingest s (wall)", "ingest peak RSS MiB", "store on disk MiB",
                            "dense vectors in RAM MiB", "load (1 min) while searching", "similar p50 / p95 ms", "similar --artist p50 / p95 ms",
                            "recall@10 similar", "recall@10 songs_meta"], rows)
     stage_names = list(dict.fromkeys(name for r in results for name in r["stages"]))
@@ -228,7 +241,7 @@ def report(results: list[dict], command: str, project: int | None = None) -> str
     stages = markdown_table(["stage: seconds / peak RSS MiB", *(f"{r['factor']}x {r['layout']}" for r in results)], stage_rows)
     return "\n\n".join([f"# Scale\n\n`{command}`, {os.cpu_count()} cores.\n{ABOUT.format(queries=results[0]['queries'])}",
                         "![ingest time and memory against catalogue size](img/scale.png)", main,
-                        "Seconds and peak RSS (MiB) of each ingest stage:", stages, *growth(results, project),
+                        "Seconds and peak RSS (MiB) of each ingest stage:", stages, *earlier(results), *growth(results, project),
                         "Against the targets of issue 13 (2 cores), at the largest size measured:", targets(results)]) + "\n"
 
 
@@ -322,7 +335,10 @@ def main() -> None:
             if args.search_only:
                 results[key].update(measure_search(home_of(args.workdir, factor, layout), args.queries))
             else:
+                previous = results.get(key)
                 results[key] = measure(args.data, factor, layout, args)
+                if previous and previous.get("commit") != results[key]["commit"]:  # kept, to compare the code's
+                    results[key]["previous"] = {k: v for k, v in previous.items() if k != "previous"}
             results[key]["queries"] = args.queries
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(results, indent=1))
