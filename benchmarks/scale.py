@@ -299,6 +299,20 @@ def plot(results: list[dict], path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
+def shown_arguments(argv: list[str]) -> list[str]:
+    """The arguments that say what was measured (not where files went, nor a re-render)."""
+    hidden, skip, out = {"--workdir", "--results", "--out", "--plot"}, False, []
+    for arg in argv:
+        if skip or arg in ("--report-only", "--search-only"):
+            skip = False
+            continue
+        if arg in hidden:
+            skip = True
+            continue
+        out.append(Path(arg).name if arg.startswith("/") else arg)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", type=Path, default=os.environ.get("SONGSEARCH_DATA"), required=not os.environ.get("SONGSEARCH_DATA"))
@@ -343,7 +357,7 @@ def main() -> None:
             args.results.parent.mkdir(parents=True, exist_ok=True)
             args.results.write_text(json.dumps(results, indent=1))
     ordered = sorted(results.values(), key=lambda r: (r["factor"], list(LAYOUTS).index(r["layout"])))
-    command = " ".join(["benchmarks/scale.py", *sys.argv[1:]])
+    command = " ".join(["benchmarks/scale.py", *shown_arguments(sys.argv[1:])])
     args.out.write_text(report(ordered, command, args.project))
     plot(ordered, args.plot)
     print(args.out.read_text())
