@@ -51,7 +51,10 @@ accumulate in docs/scale.json, so sizes can be run one at a time.
 - Search: in-process `SongSearch`, {queries} seeded random songs of songs_w2v after one warm-up
   call, `--artist` being the song's own artist. Recall@10: the served answers against exact search
   (quantization ignored) for {queries} songs drawn uniformly: the default `similar` request on
-  songs_w2v, and the dense vector alone on songs_meta (HNSW).
+  songs_w2v, and the dense vector alone on songs_meta (HNSW). The load average says how busy the
+  machine was while searching (the latencies depend on it; ingest was not running then).
+- Code: the commit a row was measured at. A row measured again with newer code keeps its earlier
+  peaks in the table that compares them.
 """
 
 
