@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 SONGSEARCH_DATA ?=
 RUN_DATA := $(if $(SONGSEARCH_DATA),--data $(SONGSEARCH_DATA),)
 
-.PHONY: setup run test bench clean
+.PHONY: setup run test bench scale clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,15 @@ test: setup
 # regenerates docs/benchmarks.md (about 10 minutes on yes_complete; needs SONGSEARCH_DATA)
 bench: setup
 	$(BIN)/python benchmarks/bench.py $(RUN_DATA) | tee docs/benchmarks.md
+
+# regenerates docs/scale.md, docs/scale.json and docs/img/scale.png: yes_complete grown 1x, 4x and 16x
+# (benchmarks/grow.py), each ingested plain and with --quantization int8 (hours on 2 cores at 16x;
+# SCALE_SIZES=1,4 for fewer, SCALE_ARGS="--project 16" to extrapolate; results accumulate in
+# docs/scale.json; needs SONGSEARCH_DATA)
+SCALE_SIZES ?= 1,4,16
+SCALE_ARGS ?=
+scale: setup
+	nice -n 10 $(BIN)/python benchmarks/scale.py $(RUN_DATA) --sizes $(SCALE_SIZES) $(SCALE_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info

@@ -44,6 +44,10 @@ title-embedding cache), with the default settings and the embedded store.
   for random songs (`benchmarks/serve_load.py`), on the same 2 cores as the server: once steady,
   once while `ingest --update` (300 playlists) publishes a new version, the load kept on until it
   has (the ingest takes the cores it needs meanwhile).
+
+How ingest time, memory, disk, latency and recall grow with the catalogue (1x, 4x, 16x, with and
+without int8 quantization): [scale.md](scale.md), ![time and memory against size](img/scale.png)
+(`make scale`).
 """
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -181,9 +185,13 @@ def bench_in_process(queries: int) -> list[list[str]]:
     return rows
 
 
-def bench_recall(queries: int) -> list[list[str]]:
+MIXES = ("uniform over songs", "weighted by plays")
+
+
+def bench_recall(queries: int, mixes: tuple[str, ...] = MIXES) -> list[list[str]]:
     """recall@10 of the served (HNSW) answers against exact search: each collection's dense
-    vectors, and the default fused `similar` query (its request with exact search)."""
+    vectors, and the default fused `similar` query (its request with exact search), for query
+    songs drawn as ``mixes`` say (uniformly, weighted by plays)."""
     from dataclasses import replace
 
     from search import query as core
@@ -201,14 +209,14 @@ def bench_recall(queries: int) -> list[list[str]]:
         store = songs.store
         for alias in (W2V_ALIAS, META_ALIAS):
             ids = store.scroll_ids(alias)
-            points = store.retrieve(alias, ids)
-            plays = np.array([max(points[i].payload["plays"], 0) for i in ids], dtype=float)
             rng = np.random.default_rng(3)
-            mixes = {
-                "uniform over songs": rng.choice(ids, queries, replace=False),
-                "weighted by plays": rng.choice(ids, queries, replace=False, p=plays / plays.sum()),
-            }
-            for mix, sample in mixes.items():
+            samples = {MIXES[0]: rng.choice(ids, queries, replace=False)}
+            if MIXES[1] in mixes:
+                points = store.retrieve(alias, ids)
+                plays = np.array([max(points[i].payload["plays"], 0) for i in ids], dtype=float)
+                samples[MIXES[1]] = rng.choice(ids, queries, replace=False, p=plays / plays.sum())
+            for mix in mixes:
+                sample = samples[mix]
                 found = store.retrieve(alias, [int(i) for i in sample], with_vectors=True)
                 dense = [overlap(store, alias, Search((Nearest(p.vector),), 10, PayloadFilter().without_ids([i]))) for i, p in found.items()]
                 rows.append([alias, "dense vector", mix, f"{np.mean(dense):.3f}"])

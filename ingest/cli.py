@@ -9,7 +9,7 @@ import click
 from ingest import janitor
 from ingest import publish as pub
 from ingest.pipeline import IngestReport, ingest_lock, run_ingest, run_update
-from search.contract import Settings
+from search.contract import QUANTIZATIONS, Layout, Settings
 from search.encoder import TitleCache
 from search.store import open_store
 from ingest.train import PRESETS, DEFAULT_PRESET
@@ -33,11 +33,14 @@ def _print_summary(report: IngestReport) -> None:
         reused = f" ({written} written, the rest copied from the previous version)" if written < count else ""
         click.echo(f"  {alias}: {count} vectors{reused}")
     click.echo(f"  titles encoded: {report.encoded_titles} (the rest from the embedding cache)")
+    if report.layout.describe():
+        click.echo(f"  layout: {report.layout.describe()}")
     if report.dropped_versions:
         click.echo(f"  dropped old versions: {', '.join(report.dropped_versions)}")
-    rows = [[name, f"{seconds:.1f}"] for name, seconds in report.seconds.items()]
-    rows.append(["total", f"{sum(report.seconds.values()):.1f}"])
-    click.echo(format_table(["stage", "seconds"], rows))
+    peaks = report.peak_rss_mib
+    rows = [[name, f"{seconds:.1f}", *([f"{peaks.get(name, 0):.0f}"] if peaks else [])] for name, seconds in report.seconds.items()]
+    rows.append(["total", f"{sum(report.seconds.values()):.1f}", *([f"{max(peaks.values()):.0f}"] if peaks else [])])
+    click.echo(format_table(["stage", "seconds", *(["peak RSS MiB"] if peaks else [])], rows))
 
 
 def _encoder(ctx):
@@ -63,9 +66,12 @@ def _encoder(ctx):
 @click.option("--songs", "songs_file", type=click.Path(dir_okay=False), metavar="SONG_HASH", help="With --update: metadata of new songs, in song_hash.txt format.")
 @click.option("--keep", default=2, show_default=True, type=click.IntRange(min=1), help="Versions to keep for rollback.")
 @click.option("--force", is_flag=True, help="Publish even if the quality gate refuses the new model.")
+@click.option("--quantization", type=click.Choice(QUANTIZATIONS), help="Also keep the vectors as int8 copies in RAM (the stored ones on disk); searches rescore.")
+@click.option("--shards", type=click.IntRange(min=1), help="On a Qdrant server: shards per collection. [default: the cluster's]")
+@click.option("--replicas", type=click.IntRange(min=1), help="On a Qdrant server: copies of each shard. [default: the cluster's]")
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 @click.pass_context
-def cli(ctx, data, preset, update_file, songs_file, keep, force, quiet, sg, **options):
+def cli(ctx, data, preset, update_file, songs_file, keep, force, quantization, shards, replicas, quiet, sg, **options):
     """Train Word2Vec on the playlists and publish songs_w2v and songs_meta.
 
     Runs a full ingest (or, with --update, an incremental one) when no command is given.
@@ -78,12 +84,15 @@ def cli(ctx, data, preset, update_file, songs_file, keep, force, quiet, sg, **op
             raise click.UsageError("--update continues the live model with its own settings: no --data, --preset or training options")
         if force:
             raise click.UsageError("--force goes with a full ingest: --update runs no quality gate")
+        if quantization or shards or replicas:
+            raise click.UsageError("--update keeps the live version's layout: no --quantization, --shards or --replicas")
         _print_summary(run_update(update_file, songs_file, keep=keep, show_progress=not quiet, encoder=_encoder(ctx)))
         return
     if songs_file:
         raise click.UsageError("--songs goes with --update")
     settings = PRESETS[preset].with_options(sg=int(sg) if sg is not None else None, **options)
-    _print_summary(run_ingest(data=data, w2v=settings, keep=keep, show_progress=not quiet, force=force, encoder=_encoder(ctx)))
+    layout = Layout(quantization, shards, replicas)
+    _print_summary(run_ingest(data=data, w2v=settings, keep=keep, show_progress=not quiet, force=force, encoder=_encoder(ctx), layout=layout))
 
 
 @cli.command()

@@ -89,12 +89,12 @@ def word_vectors(model, plays: Mapping[int, int]) -> tuple[np.ndarray, np.ndarra
     """
     ids = np.array([int(word) for word in model.wv.index_to_key], dtype=np.int64)
     order = np.argsort(ids)
-    ids, raw = ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]
-    unit = raw / np.maximum(np.linalg.norm(raw, axis=1, keepdims=True), 1e-12)
+    ids, unit = ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]  # a copy, changed in place:
+    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)  # one matrix at a time in memory
     weights = np.array([max(plays.get(int(i), 0), 0) for i in ids.tolist()], dtype=np.float64)
     if weights.sum() > 0:
-        unit = unit - (weights @ unit / weights.sum()).astype(np.float32)
-    return ids, unit.astype(np.float32)
+        unit -= (weights @ unit / weights.sum()).astype(np.float32)
+    return ids, unit
 
 
 def song_payloads(catalogue: Catalogue) -> dict[int, dict]:
@@ -115,8 +115,7 @@ def meta_collection(catalogue: Catalogue, encoder, payloads: Mapping[int, dict],
     """songs_meta's points: every song of the catalogue, with its metadata vector."""
     song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
     songs = [catalogue.songs[int(i)] for i in song_ids.tolist()]
-    vectors = encoder.encode([s.title for s in songs], [s.artist for s in songs], progress)
-    return CollectionData(song_ids, vectors, [payloads[int(i)] for i in song_ids.tolist()])
+    return CollectionData(song_ids, metadata_vectors(songs, encoder, progress), [payloads[int(i)] for i in song_ids.tolist()])
 
 
 def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
@@ -126,3 +125,17 @@ def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, e
     if encoder is not None:
         collections[META_ALIAS] = meta_collection(catalogue, encoder, payloads, progress)
     return collections
+
+
+#: songs encoded per call: the encoder's temporaries (several copies of its output, some in
+#: float64) stay a few hundred MB at any catalogue size, instead of outgrowing the vectors
+ENCODE_CHUNK = 100_000
+
+
+def metadata_vectors(songs: list, encoder, progress=None) -> np.ndarray:
+    """songs_meta's vectors, ``ENCODE_CHUNK`` songs at a time, into one float32 array."""
+    out = np.empty((len(songs), encoder.dim), dtype=np.float32)
+    for start in range(0, len(songs), ENCODE_CHUNK):
+        chunk = songs[start : start + ENCODE_CHUNK]
+        out[start : start + len(chunk)] = encoder.encode([s.title for s in chunk], [s.artist for s in chunk], progress)
+    return out

@@ -4,7 +4,8 @@
 * ``catalogue.json``: every song's metadata and play count (``ingest --update`` extends it);
 * ``playlists.npz``: the training playlists (the co-play vectors' dimensions);
 * ``digests.json``: a digest of every point written, so the next version writes only changes;
-* ``quality.json``: the publish gate's verdict, which the next ingest is judged against.
+* ``quality.json``: the publish gate's verdict, which the next ingest is judged against;
+* ``layout.json``: how its collections are stored (quantization, shards, replicas).
 """
 
 from __future__ import annotations
@@ -19,12 +20,12 @@ import numpy as np
 
 from ingest.dataset import Catalogue, Song
 from ingest.train import W2VSettings
-from search.contract import Settings, SongSearchError
+from search.contract import Layout, Settings, SongSearchError
 
 
 class ModelDir:
-    MODEL, SETTINGS, CATALOGUE, PLAYLISTS, DIGESTS, QUALITY = (
-        "w2v.model", "settings.json", "catalogue.json", "playlists.npz", "digests.json", "quality.json",
+    MODEL, SETTINGS, CATALOGUE, PLAYLISTS, DIGESTS, QUALITY, LAYOUT = (
+        "w2v.model", "settings.json", "catalogue.json", "playlists.npz", "digests.json", "quality.json", "layout.json",
     )
 
     def __init__(self, path: Path):
@@ -100,6 +101,18 @@ class ModelDir:
             return {alias: {int(i): str(d) for i, d in digests.items()} for alias, digests in recorded.items()}
         except (OSError, ValueError, AttributeError, TypeError):
             return None
+
+    def save_layout(self, layout: Layout) -> None:
+        self._file(self.LAYOUT).write_text(json.dumps(asdict(layout)))
+
+    def load_layout(self) -> Layout:
+        """The default layout when none was recorded (versions from before layouts)."""
+        try:
+            return Layout(**json.loads(self._file(self.LAYOUT).read_text()))
+        except FileNotFoundError:
+            return Layout()
+        except Exception as exc:  # noqa: BLE001
+            raise self._unreadable(self.LAYOUT, exc) from None
 
     def save_quality(self, verdict: dict) -> None:
         self.path.mkdir(parents=True, exist_ok=True)

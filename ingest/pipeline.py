@@ -26,7 +26,7 @@ from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_pla
 from ingest.gate import GateVerdict, quality_gate
 from ingest.model_dir import ModelDir
 from ingest.train import W2VSettings, continue_training, train_word2vec
-from search.contract import META_ALIAS, W2V_ALIAS, Settings, SongSearchError, physical_name
+from search.contract import META_ALIAS, W2V_ALIAS, Layout, Settings, SongSearchError, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
 from search.store.files import check_free
@@ -53,19 +53,38 @@ class IngestReport:
     written: dict[str, int] = field(default_factory=dict)
     #: the quality gate's verdict (full ingests only)
     gate: GateVerdict | None = None
+    #: how the version's collections are stored
+    layout: Layout = field(default_factory=Layout)
+    #: the process's peak resident memory (MiB) during each stage, where Linux tells it
+    peak_rss_mib: dict[str, float] = field(default_factory=dict)
+
+
+def _peak_rss_mib(reset: bool = False) -> float | None:
+    """The process's peak resident memory (Linux's VmHWM), in MiB; ``reset`` starts a new peak
+    from the current size.  None where /proc does not tell."""
+    try:
+        if reset:
+            Path("/proc/self/clear_refs").write_text("5")
+        status = Path("/proc/self/status").read_text()
+        return int(status.split("VmHWM:")[1].split()[0]) / 1024
+    except (OSError, IndexError, ValueError):
+        return None
 
 
 class _Stages:
-    def __init__(self, seconds: dict[str, float]):
-        self.seconds = seconds
+    def __init__(self, report: IngestReport):
+        self.seconds, self.peaks = report.seconds, report.peak_rss_mib
 
     @contextmanager
     def __call__(self, name: str):
-        start = time.perf_counter()
+        start, measured = time.perf_counter(), _peak_rss_mib(reset=True) is not None
         try:
             yield
         finally:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+            peak = _peak_rss_mib() if measured else None
+            if peak is not None:
+                self.peaks[name] = max(self.peaks.get(name, 0.0), peak)
 
 
 @contextmanager
@@ -105,10 +124,13 @@ class _Background:
         return self._future.result()
 
 
-def _live_digests(settings: Settings, store: Store) -> tuple[str, dict] | None:
-    """The live version and the point digests its ingest recorded, if both are here."""
+def _live_digests(settings: Settings, store: Store, layout: Layout) -> tuple[str, dict] | None:
+    """The live version and the point digests its ingest recorded, if both are here and the live
+    collections are laid out as ``layout`` (a copy of them would keep theirs)."""
     live = pub.live_version(store)
-    digests = ModelDir.of(settings, live).load_digests() if live else None
+    if live is None or ModelDir.of(settings, live).load_layout() != layout:
+        return None
+    digests = ModelDir.of(settings, live).load_digests()
     return (live, digests) if digests is not None else None
 
 
@@ -125,9 +147,10 @@ def publish_model(
             model_dir.save_model(model, w2v, fingerprint)
             model_dir.save_catalogue(catalogue)
             model_dir.save_playlists(playlists)
+            model_dir.save_layout(report.layout)
             if quality is not None:
                 model_dir.save_quality(quality.to_dict())
-        live = _live_digests(settings, store)
+        live = _live_digests(settings, store, report.layout)
         collections, digests = {}, {}
 
         def write(alias: str) -> None:
@@ -136,7 +159,7 @@ def publish_model(
                 digests[alias] = data.digests()
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
                 report.written[alias] = pub.write_collection(
-                    store, physical_name(alias, version), data, digests[alias], base, bar
+                    store, physical_name(alias, version), data, digests[alias], base, bar, report.layout
                 )
 
         # songs_w2v first: a background encoding of the titles (run_ingest) goes on meanwhile
@@ -178,7 +201,7 @@ class _Run:
 
     @property
     def stage(self) -> _Stages:
-        return _Stages(self.report.seconds)
+        return _Stages(self.report)
 
     def bar(self, desc: str, total: int | None = None, unit: str = "it"):
         return _bar(self.show_progress, desc, total, unit)
@@ -196,7 +219,7 @@ class _Run:
 
 
 @contextmanager
-def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
+def _ingest_run(settings, store, encoder, keep: int, show_progress: bool, layout: Layout = Layout()):
     """Take the lock, open the store, and remove what a dead or failed run left behind."""
     if keep < 1:
         raise SongSearchError("--keep must be at least 1")
@@ -206,6 +229,8 @@ def _ingest_run(settings, store, encoder, keep: int, show_progress: bool):
         store = store or open_store(settings)
         encoder = encoder or MetadataEncoder(cache=TitleCache(settings.cache_dir))
         try:
+            if layout.distributed and not store.can_distribute:
+                raise SongSearchError("--shards and --replicas need a Qdrant server (QDRANT_URL): the embedded store keeps a collection in one shard")
             janitor.sweep(settings, store)
             yield _Run(settings, store, encoder, keep, show_progress)
         finally:
@@ -223,14 +248,17 @@ def run_ingest(
     encoder: MetadataEncoder | None = None,
     show_progress: bool = True,
     force: bool = False,
+    layout: Layout = Layout(),
 ) -> IngestReport:
     """Full ingest: read, check quality, train, encode, upsert both collections, publish.
 
     The quality gate runs first: a model clearly worse than the live one (or
     than popularity) is refused before anything is written, unless ``force``.
+    ``layout`` says how the new collections are stored (quantization; shards and replicas on a server).
     """
     w2v = w2v or W2VSettings()
-    with _ingest_run(settings, store, encoder, keep, show_progress) as run:
+    with _ingest_run(settings, store, encoder, keep, show_progress, layout) as run:
+        run.report.layout = layout
         with run.stage("read dataset"):
             dataset = load_dataset(data, run.settings.home / "datasets")
         run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
@@ -281,7 +309,7 @@ def run_update(
     encoder: MetadataEncoder | None = None,
     show_progress: bool = True,
 ) -> IngestReport:
-    """Continue training the live model on new playlists, then publish a new version."""
+    """Continue training the live model on new playlists, then publish a new version (laid out as the live one)."""
     with _ingest_run(settings, store, encoder, keep, show_progress) as run:
         live = pub.live_version(run.store)
         if live is None:
@@ -289,6 +317,7 @@ def run_update(
                 raise SongSearchError("no version is live: `ingest rollback` points the aliases at the newest one on disk")
             raise SongSearchError("nothing is published yet: run a full `ingest --data DIR` first")
         live_dir = ModelDir.of(run.settings, live)
+        run.report.layout = live_dir.load_layout()
         with run.stage("read update"):
             model, w2v, fingerprint = live_dir.load_model()
             catalogue = live_dir.load_catalogue()

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 from ingest.collections import CollectionData
-from search.contract import ALIASES, W2V_ALIAS, AliasesDamagedError, SongSearchError, physical_name, split_physical_name
+from search.contract import ALIASES, W2V_ALIAS, AliasesDamagedError, Layout, SongSearchError, physical_name, split_physical_name
 from search.store import Nearest, Search, Store
 
 PROBE_DEPTH = 10
@@ -59,10 +59,12 @@ def write_collection(
     digests: dict[int, str],
     base: tuple[str, dict[int, str]] | None = None,
     progress=None,
+    layout: Layout = Layout(),
 ) -> int:
     """Write ``data`` as collection ``name``; returns how many points were written.
 
-    With ``base`` (a live collection and its point digests), a backend that can
+    A new collection is created with ``layout``; with ``base`` (a live collection of the same
+    layout, and its point digests), a backend that can
     copy collections starts from a copy when few points changed, and writes
     only new or moved vectors and changed payloads: a re-ingest with unchanged
     metadata writes nothing, an update only what its playlists touched.
@@ -88,7 +90,7 @@ def write_collection(
             # whole regions until the segment was rebuilt (vacuumed) without them.
             store.finish_collection(name, reindex=bool(moved))
             return len(upserts) + len(payload_only)
-    store.create_collection(name, data.dim, sorted(data.sparse))
+    store.create_collection(name, data.dim, sorted(data.sparse), layout)
     _upsert(store, name, data, range(len(data.ids)), progress)
     if progress is not None:
         progress.set_description(f"indexing {name}")

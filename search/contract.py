@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -58,21 +58,28 @@ class IndexSettings:
     sparse_full_scan_threshold: int = 5000
     #: store the dense vectors as float16 (half the memory a scan reads)
     float16: bool = False
-    #: keep int8 copies of the dense vectors (a quarter of float32): searches scan them, then
-    #: rescore with the stored vectors ``oversampling`` times the answers asked for, and at
-    #: least ``rescored`` answers (a short list needs a deeper rescoring to come out exact)
-    int8: bool = False
-    oversampling: float = 2.0
-    rescored: int = 100
-
-    def oversampling_for(self, answers: int) -> float:
-        return max(self.oversampling, self.rescored / max(answers, 1))
     #: vectors (KB) a segment holds before the optimizer builds its index
     indexing_threshold_kb: int = 1000
     #: vacuum a segment when this share of its points is deleted: a collection derived from the
     #: live one by moving a few vectors must be rebuilt on optimize (deleted HNSW nodes cut the graph)
     deleted_threshold: float = 0.001
     vacuum_min_vector_number: int = 100
+    #: "int8": the dense vectors are also kept as int8 copies (scalar quantization, a quarter of
+    #: float32), which searches scan; None: the stored vectors only.  ``ingest --quantization
+    #: int8`` (:class:`Layout`) gives every collection int8 copies and keeps its stored vectors
+    #: on disk.
+    quantization: str | None = None
+    #: a search of int8 copies rescores with the stored vectors ``oversampling`` times the answers
+    #: asked for, and at least ``rescored`` (a short list needs a deeper rescore to come out exact)
+    oversampling: float = 2.0
+    rescored: int = 100
+
+    def oversampling_for(self, answers: int) -> float:
+        return max(self.oversampling, self.rescored / max(answers, 1))
+
+
+#: what ``ingest --quantization`` accepts
+QUANTIZATIONS = ("int8",)
 
 
 #: songs_w2v has no HNSW graph: most songs have few plays and barely trained vectors, on which
@@ -86,15 +93,51 @@ class IndexSettings:
 INT8_QUANTILE = 0.99
 
 INDEXES = {
-    W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, int8=True, sparse_full_scan_threshold=100),
+    W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, quantization="int8", sparse_full_scan_threshold=100),
     META_ALIAS: IndexSettings(hnsw_ef=1024),
 }
 
 
-def index_settings(collection: str) -> IndexSettings:
-    """The index settings of an alias or of a physical collection behind one."""
+def index_settings(collection: str, quantization: str | None = None) -> IndexSettings:
+    """The index settings of an alias or of a physical collection behind one (with a version's
+    quantization, when it has one)."""
     parsed = split_physical_name(collection)
-    return INDEXES.get(parsed[0] if parsed else collection, IndexSettings())
+    settings = INDEXES.get(parsed[0] if parsed else collection, IndexSettings())
+    return replace(settings, quantization=quantization) if quantization else settings
+
+
+@dataclass(frozen=True)
+class Layout:
+    """How ingest lays out one version's collections; recorded with the version (``ingest
+    --update`` keeps the live one's) and in the collections themselves."""
+
+    #: one of QUANTIZATIONS, or None
+    quantization: str | None = None
+    #: a server's shards per collection and copies of each shard (None: the cluster's defaults)
+    shards: int | None = None
+    replicas: int | None = None
+
+    def __post_init__(self):
+        if self.quantization is not None and self.quantization not in QUANTIZATIONS:
+            raise SongSearchError(f"quantization must be one of {', '.join(QUANTIZATIONS)}, got {self.quantization!r}")
+        for name in ("shards", "replicas"):
+            if getattr(self, name) is not None and getattr(self, name) < 1:
+                raise SongSearchError(f"{name} must be at least 1, got {getattr(self, name)}")
+
+    def describe(self) -> str:
+        """``int8 quantization, 3 shards, 2 replicas`` (only what differs from the defaults)."""
+        parts = [f"{self.quantization} quantization" if self.quantization else ""]
+        parts += [f"{n} {name}" for n, name in ((self.shards, "shards"), (self.replicas, "replicas")) if n is not None]
+        return ", ".join(p for p in parts if p)
+
+    @property
+    def write_consistency(self) -> int | None:
+        """Copies of a shard that must acknowledge a write: a majority of the replicas."""
+        return self.replicas // 2 + 1 if self.replicas else None
+
+    @property
+    def distributed(self) -> bool:
+        return self.shards is not None or self.replicas is not None
 
 
 DEFAULT_TIMEOUT_S = 10

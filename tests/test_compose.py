@@ -346,11 +346,90 @@ def test_compose_cli_accepts_the_file():
         cli = ["docker-compose"]
     else:
         pytest.skip("no docker compose CLI")
-    result = subprocess.run(
-        [*cli, "-f", str(COMPOSE_FILE), "--profile", "ingest", "config", "-q"],
-        capture_output=True, text=True, timeout=60, cwd=ROOT,
-    )
-    assert result.returncode == 0, result.stderr
+    for profile in ("ingest", "cluster"):
+        result = subprocess.run(
+            [*cli, "-f", str(COMPOSE_FILE), "--profile", profile, "config", "-q"],
+            capture_output=True, text=True, timeout=60, cwd=ROOT,
+        )
+        assert result.returncode == 0, result.stderr
+
+
+# -- the cluster profile -----------------------------------------------------
+
+CLUSTER_NODES = ("qdrant-node1", "qdrant-node2", "qdrant-node3")
+QDRANT_P2P_PORT = 6335
+
+
+def cluster_service(compose, name) -> dict:
+    assert name in compose["services"], f"no {name} service"
+    service = compose["services"][name]
+    assert "cluster" in (service.get("profiles") or []), f"{name} must sit in the 'cluster' profile"
+    return service
+
+
+def command_flags(service: dict) -> dict[str, str]:
+    command = service.get("command")
+    argv = shlex.split(command) if isinstance(command, str) else list(command or [])
+    assert argv and argv[0] in {"./qdrant", "/qdrant/qdrant"}, f"a cluster node runs {argv!r}"
+    return dict(zip(argv[1::2], argv[2::2]))
+
+
+def test_cluster_nodes_run_the_pinned_image_in_cluster_mode(compose, qdrant):
+    for name in CLUSTER_NODES:
+        node = cluster_service(compose, name)
+        assert node.get("image") == qdrant["image"], f"{name} runs {node.get('image')}, the server {qdrant['image']}"
+        assert environment(node).get("QDRANT__CLUSTER__ENABLED") == "true"
+        assert environment(node).get("QDRANT__SERVICE__API_KEY") == environment(qdrant)["QDRANT__SERVICE__API_KEY"]
+        assert node.get("restart") == qdrant.get("restart") and node.get("healthcheck") == qdrant.get("healthcheck")
+
+
+def test_one_bootstrap_peer_and_the_others_join_it(compose):
+    peer = f"http://{CLUSTER_NODES[0]}:{QDRANT_P2P_PORT}"
+    first = command_flags(cluster_service(compose, CLUSTER_NODES[0]))
+    assert first == {"--uri": peer}, f"{CLUSTER_NODES[0]} must announce itself and bootstrap from nobody: {first}"
+    for name in CLUSTER_NODES[1:]:
+        node = cluster_service(compose, name)
+        assert command_flags(node) == {"--bootstrap": peer, "--uri": f"http://{name}:{QDRANT_P2P_PORT}"}
+        assert node.get("depends_on", {}).get(CLUSTER_NODES[0], {}).get("condition") == "service_healthy"
+
+
+def test_each_cluster_node_keeps_its_storage_on_its_own_named_volume(compose):
+    declared = set(compose.get("volumes") or {})
+    sources = []
+    for name in CLUSTER_NODES:
+        storage = [m["source"] for m in mounts(cluster_service(compose, name)) if m["target"] == QDRANT_STORAGE]
+        assert storage and storage[0] in declared, f"{name}: {QDRANT_STORAGE} is not on a declared named volume"
+        sources.append(storage[0])
+    assert len(set(sources)) == len(sources) and not set(sources) & {m["source"] for m in mounts(compose["services"]["qdrant"])}
+
+
+def test_published_host_ports_do_not_collide(compose):
+    """The single server, the cluster and both search services can run side by side."""
+    host_ports = []
+    for service in compose["services"].values():
+        for port in service.get("ports") or []:
+            host_ports.append(str(port).split(":")[1] if str(port).count(":") == 2 else str(port))
+    assert len(host_ports) == len(set(host_ports)), f"host ports published twice: {sorted(host_ports)}"
+
+
+@pytest.mark.parametrize("name, default", [("ingest-cluster", "ingest"), ("search-cluster", "search")])
+def test_ingest_and_search_reach_the_cluster_through_qdrant_url(compose, name, default):
+    service, single = cluster_service(compose, name), compose["services"][default]
+    env = environment(service)
+    url = urlsplit(env.get("QDRANT_URL") or "")
+    assert (url.scheme, url.hostname, url.port) == ("http", CLUSTER_NODES[0], QDRANT_REST_PORT)
+    assert {k: v for k, v in env.items() if k != "QDRANT_URL"} == {k: v for k, v in environment(single).items() if k != "QDRANT_URL"}
+    assert service.get("entrypoint") == single.get("entrypoint") and service.get("build") == single.get("build")
+    assert {n: d.get("condition") for n, d in service.get("depends_on", {}).items()} == dict.fromkeys(CLUSTER_NODES, "service_healthy")
+
+
+def test_the_cluster_ingest_has_its_own_home(compose, ingest):
+    """ingest prunes the model files of versions its Qdrant does not hold: one home per Qdrant."""
+    home = environment(ingest)["SONGSEARCH_HOME"]
+    volume_at_home = {name: [m["source"] for m in mounts(compose["services"][name]) if m["target"] == home] for name in ("ingest", "ingest-cluster")}
+    assert volume_at_home["ingest-cluster"] and volume_at_home["ingest-cluster"] != volume_at_home["ingest"]
+    assert volume_at_home["ingest-cluster"][0] in set(compose.get("volumes") or {})
+    assert [m for m in mounts(compose["services"]["ingest-cluster"]) if m["target"] != home] == [m for m in mounts(ingest) if m["target"] != home]
 
 
 # -- Dockerfile and .dockerignore ----------------------------------------

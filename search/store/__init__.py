@@ -21,7 +21,7 @@ from typing import Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
-from search.contract import Settings
+from search.contract import IndexSettings, Layout, Settings
 
 
 @dataclass(frozen=True)
@@ -188,6 +188,13 @@ def error_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
+def quantization_params(index: IndexSettings, request: Search) -> dict:
+    """How a search treats int8 copies: an exact search ignores them; otherwise the best of them
+    are rescored with the stored vectors (``IndexSettings.oversampling_for`` the first stage's
+    depth).  Sent on every search: Qdrant ignores them on a collection without quantization."""
+    return {"ignore": True} if request.exact else {"rescore": True, "oversampling": index.oversampling_for(request.first_depth)}
+
+
 class Reader(ABC):
     """Reading collections. ``collection`` may be an alias or a physical name."""
 
@@ -205,6 +212,10 @@ class Reader(ABC):
     @abstractmethod
     def retrieve(self, collection: str, ids: Sequence[int], with_vectors: bool = False) -> dict[int, Point]:
         """The points of those ids that exist, with payloads (and vectors when asked for)."""
+
+    @abstractmethod
+    def quantization(self, collection: str) -> str | None:
+        """The quantization the collection was created with (``Layout.quantization``)."""
 
     @abstractmethod
     def search(self, collection: str, request: Search) -> list[Hit]:
@@ -241,9 +252,12 @@ class Writer(ABC):
 
     #: whether :meth:`copy_collection` works (a cheap file copy of a published collection)
     can_copy: bool = False
+    #: whether :meth:`create_collection` spreads a collection over shards and replicas
+    can_distribute: bool = False
 
     @abstractmethod
-    def create_collection(self, name: str, dim: int, sparse_vectors: Sequence[str] = ()) -> None: ...
+    def create_collection(self, name: str, dim: int, sparse_vectors: Sequence[str] = (), layout: Layout = Layout()) -> None:
+        """A new empty collection, indexed as ``index_settings(name, layout.quantization)`` says."""
 
     @abstractmethod
     def upsert(

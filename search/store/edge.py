@@ -25,8 +25,8 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches
+from search.contract import INT8_QUANTILE, NAME_FIELD, Layout, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches, quantization_params
 from search.store.files import COPYING, STALE_S, check_free, copy_tree, older_than, private_copy, space_to_open
 
 UPSERT_BATCH = 2000
@@ -97,15 +97,6 @@ def _read_ahead(shard_dir: Path) -> None:
         with open(path, "rb") as f:
             while f.read(1 << 22):
                 pass
-
-
-def _search_params(collection: str, request: Search) -> qe.SearchParams:
-    """HNSW beam and int8 rescoring as the collection's index settings say; ``exact`` scans the
-    stored vectors themselves (what served answers are measured against)."""
-    index, exact = index_settings(collection), request.exact
-    oversampling = index.oversampling_for(request.first_depth)
-    quantization = qe.QuantizationSearchParams(ignore=exact, rescore=True, oversampling=oversampling) if index.int8 else None
-    return qe.SearchParams(hnsw_ef=index.hnsw_ef, exact=exact, quantization=quantization)
 
 
 class EdgeStore(Store):
@@ -206,16 +197,18 @@ class EdgeStore(Store):
         return private_copy(path, base / name, set(self.collections()), MIN_FREE_TO_OPEN)
 
     # -- writing --
-    def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
+    def create_collection(self, name: str, dim: int, sparse_vectors=(), layout: Layout = Layout()) -> None:
         path = self._collections_dir / name
         if path.exists():
             raise SongSearchError(f"collection {name} already exists")
-        index = index_settings(name)
+        index = index_settings(name, layout.quantization)
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
-        # Cold: loaded on demand (and read ahead by readers), not at every load of the shard
-        int8 = qe.ScalarQuantizationConfig(qe.ScalarType.Int8, quantile=INT8_QUANTILE, memory=qe.Memory.Cold) if index.int8 else None
+        # int8 copies Cold: read ahead by readers (_read_ahead), not paged in at every load;
+        # with --quantization the stored vectors stay on disk too (read only to rescore)
+        int8 = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=INT8_QUANTILE, memory=qe.Memory.Cold) if index.quantization == "int8" else None
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype, quantization_config=int8),
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype, memory=qe.Memory.Cold if layout.quantization else None),
+            quantization_config=int8,
             sparse_vectors={v: qe.EdgeSparseVectorParams(full_scan_threshold=index.sparse_full_scan_threshold) for v in sparse_vectors} or None,
             wal_enabled=False,
             hnsw_config=qe.HnswIndexConfig(
@@ -352,11 +345,22 @@ class EdgeStore(Store):
         hits = self._shard(collection).facet(qe.FacetRequest(key, limit=limit, exact=True, filter=_edge_filter(flt))).hits
         return sorted(((h.value, int(h.count)) for h in hits), key=lambda vc: (-vc[1], vc[0]))
 
+    def quantization(self, collection: str) -> str | None:
+        """From the shard's own configuration file (``edge_config.json``, written by Edge)."""
+        path = self._collections_dir / self._resolve(collection) / "edge_config.json"
+        try:
+            config = json.loads(path.read_text()).get("quantization_config") or {}
+        except FileNotFoundError:
+            raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first") from None
+        return (config.get("scalar") or {}).get("type")
+
     def search(self, collection: str, request: Search) -> list[Hit]:
         limit = request.limit
         request, excluded = request.over_asked()
         flt = _edge_filter(request.filter)
-        params = _search_params(collection, request)
+        index = index_settings(collection)
+        quantization = qe.QuantizationSearchParams(**quantization_params(index, request))
+        params = qe.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=quantization)
         lists = [_edge_query(n) for n in request.lists]
         if request.fusion is None:
             (query,) = lists

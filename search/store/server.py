@@ -14,8 +14,8 @@ import numpy as np
 from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
-from search.contract import INT8_QUANTILE, NAME_FIELD, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches
+from search.contract import INT8_QUANTILE, NAME_FIELD, Layout, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
+from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches, quantization_params
 
 UPSERT_BATCH = 1000
 
@@ -91,25 +91,33 @@ class ServerStore(Store):
         return cls(client, where=url)
 
     # -- writing --
+    can_distribute = True
+
     @_one_line_errors
-    def create_collection(self, name: str, dim: int, sparse_vectors=()) -> None:
+    def create_collection(self, name: str, dim: int, sparse_vectors=(), layout: Layout = Layout()) -> None:
         if self.client.collection_exists(name):
             raise SongSearchError(f"collection {name} already exists")
-        index = index_settings(name)
+        index = index_settings(name, layout.quantization)
         self.client.create_collection(
             name,
+            # int8 copies in RAM; with --quantization the stored vectors stay on disk
             vectors_config=qm.VectorParams(
-                size=dim, distance=qm.Distance.COSINE, datatype=qm.Datatype.FLOAT16 if index.float16 else None
+                size=dim, distance=qm.Distance.COSINE, datatype=qm.Datatype.FLOAT16 if index.float16 else None, on_disk=bool(layout.quantization) or None,
             ),
+            quantization_config=qm.ScalarQuantization(
+                scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)
+            ) if index.quantization == "int8" else None,
+            # the quantization again, where every Qdrant (local mode too) keeps it for readers
+            metadata={"quantization": index.quantization} if index.quantization else None,
+            shard_number=layout.shards,
+            replication_factor=layout.replicas,
+            write_consistency_factor=layout.write_consistency,
             sparse_vectors_config={
                 v: qm.SparseVectorParams(index=qm.SparseIndexParams(full_scan_threshold=index.sparse_full_scan_threshold)) for v in sparse_vectors
             } or None,
             hnsw_config=qm.HnswConfigDiff(
                 m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold
             ),
-            quantization_config=qm.ScalarQuantization(
-                scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)
-            ) if index.int8 else None,
             optimizers_config=qm.OptimizersConfigDiff(
                 indexing_threshold=index.indexing_threshold_kb,
                 deleted_threshold=index.deleted_threshold,
@@ -206,12 +214,16 @@ class ServerStore(Store):
         return sorted(((h.value, int(h.count)) for h in hits), key=lambda vc: (-vc[1], vc[0]))
 
     @_one_line_errors
+    def quantization(self, collection: str) -> str | None:
+        return (self.client.get_collection(collection).config.metadata or {}).get("quantization")
+
+    @_one_line_errors
     def search(self, collection: str, request: Search) -> list[Hit]:
         limit = request.limit
         request, excluded = request.over_asked()
         flt = _client_filter(request.filter)
         index = index_settings(collection)
-        quantization = qm.QuantizationSearchParams(ignore=request.exact, rescore=True, oversampling=index.oversampling_for(request.first_depth)) if index.int8 else None
+        quantization = qm.QuantizationSearchParams(**quantization_params(index, request))
         params = qm.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=quantization)
         if request.fusion is None:
             (nearest,) = request.lists
