@@ -182,7 +182,7 @@ class MetadataEncoder:
             self._stopping.set()
             try:
                 self._background.result()
-            except _Stopped:
+            except Exception:  # noqa: BLE001 - _Stopped, or an error nobody waits for any more
                 pass
             self._background = None
 
