@@ -90,13 +90,16 @@ def _edge_query(item):
 
 
 def _read_ahead(shard_dir: Path) -> None:
-    """Read a shard's int8 vector copies once, in order, before loading it.  Qdrant maps them
-    for random access, so a first search would otherwise fault them in page by page from
-    disk: far slower than one sequential read where the page cache has let them go."""
-    for path in shard_dir.glob("segments/*/vector_storage/quantized.data"):
-        with open(path, "rb") as f:
-            while f.read(1 << 22):
-                pass
+    """Read a shard's int8 vector copies, and the stored vectors their searches rescore, once
+    and in order before loading it.  Qdrant maps both for random access, so the first searches
+    would otherwise fault them in page by page from disk: far slower than one sequential read
+    where the page cache has let them go."""
+    for quantized in shard_dir.glob("segments/*/vector_storage/quantized.data"):
+        for path in (quantized, quantized.with_name("matrix.dat")):
+            if path.is_file():
+                with open(path, "rb") as f:
+                    while f.read(1 << 22):
+                        pass
 
 
 class EdgeStore(Store):
