@@ -234,6 +234,8 @@ def bench_fresh_process(env: dict, repeats: int) -> list[list[str]]:
         ["similar", "--id", "2172"],
         ["similar", "--id", "2172", "--artist", "iron maiden", "--limit", "5"],
         ["similar", "--id", "2172", "--hybrid"],
+        ["songs", "enter sandman"],
+        ["similar", "--song", "Fade To Black"],
         ["cold-start", "--context", "2172,1922,2849"],
         ["cold-start", "--title", "Master Of Puppets", "--artist", "Metallica"],
     ]

@@ -58,6 +58,9 @@ class IndexSettings:
     sparse_full_scan_threshold: int = 5000
     #: store the dense vectors as float16 (half the memory a scan reads)
     float16: bool = False
+    #: leave the stored vectors on disk (the page cache keeps what searches read) instead of
+    #: reading them whole into memory at every load: an HNSW search reads a few thousand
+    cold_vectors: bool = False
     #: vectors (KB) a segment holds before the optimizer builds its index
     indexing_threshold_kb: int = 1000
     #: vacuum a segment when this share of its points is deleted: a collection derived from the
@@ -86,7 +89,7 @@ QUANTIZATIONS = ("int8",)
 #: a graph finds few of the true neighbours (benchmarks/bench.py measures recall).  A search
 #: scans its int8 copies and rescores the best with the float16 vectors: as exact in practice
 #: as a float16 scan, and a quarter of the bytes read.  songs_meta's MiniLM vectors suit HNSW,
-#: with a wide beam.
+#: with a wide beam, its vectors left on disk (else every fresh process reads them all in at load).
 #: A co-play query reads the posting lists of the query song's playlists, a few thousand entries:
 #: cheaper than scoring the sparse vectors of thousands of songs a tag or plays filter keeps.
 #: int8 copies map this central share of each collection's values onto the 256 levels
@@ -94,7 +97,7 @@ INT8_QUANTILE = 0.99
 
 INDEXES = {
     W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, quantization="int8", sparse_full_scan_threshold=100),
-    META_ALIAS: IndexSettings(hnsw_ef=1024),
+    META_ALIAS: IndexSettings(hnsw_ef=1024, cold_vectors=True),
 }
 
 

@@ -210,7 +210,7 @@ class EdgeStore(Store):
         # with --quantization the stored vectors stay on disk too (read only to rescore)
         int8 = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=INT8_QUANTILE, memory=qe.Memory.Cold) if index.quantization == "int8" else None
         config = qe.EdgeConfig(
-            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype, memory=qe.Memory.Cold if layout.quantization else None),
+            vectors=qe.EdgeVectorParams(size=dim, distance=qe.Distance.Cosine, datatype=datatype, memory=qe.Memory.Cold if layout.quantization or index.cold_vectors else None),
             quantization_config=int8,
             sparse_vectors={v: qe.EdgeSparseVectorParams(full_scan_threshold=index.sparse_full_scan_threshold) for v in sparse_vectors} or None,
             wal_enabled=False,

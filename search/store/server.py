@@ -102,7 +102,7 @@ class ServerStore(Store):
             name,
             # int8 copies in RAM; with --quantization the stored vectors stay on disk
             vectors_config=qm.VectorParams(
-                size=dim, distance=qm.Distance.COSINE, datatype=qm.Datatype.FLOAT16 if index.float16 else None, on_disk=bool(layout.quantization) or None,
+                size=dim, distance=qm.Distance.COSINE, datatype=qm.Datatype.FLOAT16 if index.float16 else None, on_disk=bool(layout.quantization) or index.cold_vectors or None,
             ),
             quantization_config=qm.ScalarQuantization(
                 scalar=qm.ScalarQuantizationConfig(type=qm.ScalarType.INT8, quantile=INT8_QUANTILE, always_ram=True)
