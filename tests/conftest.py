@@ -151,6 +151,21 @@ def ingested(planted, home_settings, store):
     yield SongSearch(store=store, settings=home_settings), planted
 
 
+def ingest_into(root: Path) -> tuple[Path, PlantedData, str]:
+    """A planted dataset under ``root`` ingested into the embedded store at ``root/home``:
+    (home, planted, live version), for a module's tests to share or copy."""
+    planted = write_planted_dataset(root / "data")
+    version = ingest_planted(planted, Settings(home=root / "home")).version
+    return root / "home", planted, version
+
+
+@pytest.fixture
+def runner():
+    from click.testing import CliRunner
+
+    return CliRunner()
+
+
 @pytest.fixture(scope="module", params=["edge", "server"])
 def ingested_once(request, tmp_path_factory):
     """Like `ingested`, but one ingest per backend shared by a module's tests: for tests that

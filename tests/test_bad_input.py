@@ -9,7 +9,6 @@ import math
 
 import click
 import pytest
-from click.testing import CliRunner
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 from ingest.cli import cli as ingest_cli
@@ -20,11 +19,6 @@ from tests.test_cli import FAKE_ENCODER, ingested_home, one_line_error, shared_h
 from tests.test_dataset import HEADER, SONGS, write
 
 LONG = "a" * 10_000
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
 
 
 # -- 3. arguments and environment --

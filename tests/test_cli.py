@@ -7,27 +7,18 @@ rest (bad data: an unknown song or artist, no store), never a traceback.
 import json
 
 import pytest
-from click.testing import CliRunner
 
 from ingest.cli import cli as ingest_cli
 from search.cli import cli as search_cli
-from search.contract import Settings
 from search.encoder import MetadataEncoder
-from tests.conftest import fake_title_model, ingest_planted, write_planted_dataset
-
-
-@pytest.fixture
-def runner():
-    return CliRunner()
+from tests.conftest import fake_title_model, ingest_into, ingest_planted
 
 
 @pytest.fixture(scope="module")
 def shared_home(tmp_path_factory):
     """One ingest for the module's read-only tests."""
-    root = tmp_path_factory.mktemp("cli")
-    planted = write_planted_dataset(root / "data")
-    ingest_planted(planted, Settings(home=root / "home"))
-    return root / "home", planted
+    home, planted, _ = ingest_into(tmp_path_factory.mktemp("cli"))
+    return home, planted
 
 
 @pytest.fixture

@@ -19,14 +19,12 @@ import http.server
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from ingest import publish as pub
 from ingest.cli import _print_summary, cli as ingest_cli
 from search.cli import cli as search_cli
 from search.contract import Settings
 from search.store.files import copy_tree
-from tests.conftest import TEST_W2V, ingest_planted, write_planted_dataset
+from tests.conftest import TEST_W2V, ingest_into, ingest_planted
 from tests.test_cli import FAKE_ENCODER, one_line_error
 
 #: TEST_W2V as `ingest` options
@@ -34,18 +32,10 @@ TEST_OPTIONS = ["--epochs", "30", "--vector-size", "16", "--window", "5", "--neg
                 "--ns-exponent", "0.75", "--seed", "7", "--workers", "1"]
 
 
-@pytest.fixture
-def runner():
-    return CliRunner()
-
-
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
     """One ingested home, copied (sparse) by the tests that damage theirs."""
-    root = tmp_path_factory.mktemp("faults")
-    planted = write_planted_dataset(root / "data")
-    version = ingest_planted(planted, Settings(home=root / "home")).version
-    return root / "home", planted, version
+    return ingest_into(tmp_path_factory.mktemp("faults"))
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from search.api import SongSearch
 from search.contract import Settings
 from search.store import open_store
 from search.store.files import copy_tree
-from tests.conftest import ingest_planted, write_planted_dataset
+from tests.conftest import ingest_into, ingest_planted
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -52,10 +52,7 @@ ingest_planted(PlantedData(Path({data!r}), {{}}, {{}}), Settings.from_env(), kee
 
 @pytest.fixture(scope="module")
 def template(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kill")
-    planted = write_planted_dataset(root / "data")
-    version = ingest_planted(planted, Settings(home=root / "home")).version
-    return root / "home", planted, version
+    return ingest_into(tmp_path_factory.mktemp("kill"))
 
 
 def leftovers(settings: Settings, pid: int) -> list[str]:
