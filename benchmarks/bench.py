@@ -128,7 +128,8 @@ def bench_in_process(queries: int) -> list[list[str]]:
     from search.find import Filters
 
     rows = []
-    with SongSearch() as songs:
+    with SongSearch(warm=True) as songs:  # as `search serve` opens it, timed once warm
+        songs.wait_warm()
         store = songs.store
         ids = store.scroll_ids("songs_w2v")
         rng = random.Random(1)

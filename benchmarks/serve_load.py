@@ -9,6 +9,11 @@ are read from the live songs_w2v (the same SONGSEARCH_HOME / QDRANT_URL as the s
 --publish the command starts --publish-after seconds in (an ingest that publishes a new version
 while the load runs), and the load goes on until it has finished (at most 120 s); /health is polled twice a second to report when the version changed.
 Prints requests/s, p50 and p99 latency, errors (not 200) and empty answers (200, no songs).
+
+Closed loop by default: each client asks again as soon as it has its answer, so the latency is
+clients / throughput (Little's law) whatever the server does.  With --rate R the clients together
+offer R requests/s, each on its own fixed schedule (open loop), and a latency counts from when the
+request was due, so that a server falling behind shows in p99 instead of slowing the load down.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import sys
 import time
 from urllib.parse import urlsplit
 
-MAX_CLIENTS, MAX_SECONDS, MAX_REQUESTS = 64, 120, 200_000
+MAX_CLIENTS, MAX_SECONDS, MAX_REQUESTS, MAX_RATE = 64, 120, 200_000, 5_000
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
@@ -47,12 +52,18 @@ class Tally:
         self.versions: list[tuple[float, str]] = []
 
 
-async def client(url, ids, key, tally: Tally, limit: int) -> None:
+async def client(url, ids, key, tally: Tally, limit: int, interval: float | None = None) -> None:
+    """Ask, then ask again at once or (``interval`` seconds) when the next request is due."""
     host, port = url.hostname, url.port or 80
     reader, writer = await asyncio.open_connection(host, port)
+    due = time.perf_counter() + (random.uniform(0, interval) if interval else 0.0)
     try:
         while time.perf_counter() < tally.deadline and len(tally.latencies) + tally.errors < MAX_REQUESTS:
-            start = time.perf_counter()
+            if interval:
+                await asyncio.sleep(max(0.0, due - time.perf_counter()))
+                start, due = due, due + interval
+            else:
+                start = time.perf_counter()
             try:
                 status, body = await request(reader, writer, url.netloc, f"/similar?id={random.choice(ids)}&limit={limit}", key)
             except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration) as exc:
@@ -112,7 +123,8 @@ async def run(args) -> Tally:
             tally.deadline = max(tally.deadline, time.perf_counter() + 2)
             await asyncio.sleep(0.2)
 
-    tasks = [client(url, ids, key, tally, args.limit) for _ in range(args.clients)]
+    interval = args.clients / args.rate if args.rate else None
+    tasks = [client(url, ids, key, tally, args.limit, interval) for _ in range(args.clients)]
     tasks.append(watch_versions(url, key, tally, started))
     if args.publish:
         tasks.append(publish_during_load())
@@ -133,6 +145,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--seconds", type=float, default=30)
     parser.add_argument("--limit", type=int, default=10)
+    parser.add_argument("--rate", type=float, help="requests/s offered by all clients together (open loop); default: closed loop")
     parser.add_argument("--publish", help="a command that publishes a new version (e.g. an ingest), started during the load")
     parser.add_argument("--publish-after", type=float, default=5.0, help="seconds into the load to start --publish")
     args = parser.parse_args()
@@ -140,10 +153,13 @@ def main() -> None:
         parser.error("only a server on 127.0.0.1 / localhost")
     if not (1 <= args.clients <= MAX_CLIENTS and 0 < args.seconds <= MAX_SECONDS):
         parser.error(f"--clients 1..{MAX_CLIENTS}, --seconds up to {MAX_SECONDS}")
+    if args.rate is not None and not 0 < args.rate <= MAX_RATE:
+        parser.error(f"--rate above 0, at most {MAX_RATE}")
     tally = asyncio.run(run(args))
     lat = sorted(tally.latencies)
     pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")  # noqa: E731
-    print(f"{args.clients} clients, {tally.seconds:.1f} s, GET /similar?id=<random>&limit={args.limit}")
+    load = f"open loop, {args.rate:g} requests/s offered" if args.rate else "closed loop"
+    print(f"{args.clients} clients, {load}, {tally.seconds:.1f} s, GET /similar?id=<random>&limit={args.limit}")
     print(f"requests/s {len(lat) / tally.seconds:.0f}   p50 {pct(0.50):.1f} ms   p99 {pct(0.99):.1f} ms   "
           f"requests {len(lat)}   errors {tally.errors}   empty answers {tally.empty}")
     for at, version in tally.versions:

@@ -14,53 +14,20 @@ the CLI names its flags instead.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from typing import Iterator, Literal, Mapping, Sequence
+import threading
+from typing import Literal, Mapping, Sequence
 
 from search import find
 from search import fusion as fu
 from search import query as core
 from search.contract import META_ALIAS, W2V_ALIAS, VERSION_SEPARATOR, ArgumentError, NotFoundError, Settings, song_id
 from search.find import Filters
-from search.query import DEFAULT_FUSION, Evidence, EvidenceFusion, Result
+from search.query import DEFAULT_FUSION, Answer, Evidence, EvidenceFusion, Result
 from search.store import Hit, Nearest, PayloadFilter, Reader, Search, open_store
 
 #: The two sides of a fused answer across collections, as named in ``weights``.
 SIDES = ("w2v", "meta")
 FusionMethod = Literal["rrf", "dbsf"]
-
-
-@dataclass(frozen=True)
-class Answer:
-    """The results of one query, best first, what the query skipped (and why), and what it
-    answered: ``query`` names the songs it resolved (``Songs like 2172 Fade To Black, Metallica``)."""
-
-    results: tuple[Result, ...]
-    skipped: tuple[str, ...] = ()
-    query: str = ""
-    #: how many results were asked for
-    limit: int | None = None
-
-    @property
-    def note(self) -> str | None:
-        """Why the answer is shorter than its limit (never silently): every search behind it is
-        exact or read deeper than the limit, so fewer results means fewer songs match."""
-        if self.limit is None or len(self.results) >= self.limit:
-            return None
-        return f"{len(self.results)} songs answer, fewer than the {self.limit} asked: no more songs match"
-
-    def __iter__(self) -> Iterator[Result]:
-        return iter(self.results)
-
-    def __len__(self) -> int:
-        return len(self.results)
-
-    def __getitem__(self, index: int) -> Result:
-        return self.results[index]
-
-    @property
-    def ids(self) -> list[int]:
-        return [r.song_id for r in self.results]
 
 
 def _check_limit(limit: int) -> None:
@@ -93,11 +60,30 @@ def _check_weights(weights: Mapping[str, float] | None, bridge: bool = False) ->
 
 
 class SongSearch:
-    def __init__(self, store: Reader | None = None, settings: Settings | None = None, encoder=None):
+    def __init__(self, store: Reader | None = None, settings: Settings | None = None, encoder=None, warm: bool = False):
+        """``warm``: read each version of the collections into memory, in the background, when it
+        goes live here (a long-running service's choice: answers soon cost no more than later ones,
+        and none waits for it)."""
         self.settings = settings or Settings.from_env()
         self.store = store or open_store(self.settings)
         self._encoder = encoder
+        self._warm = warm
+        self._warming: threading.Thread | None = None
         self._w2v, self._meta = W2V_ALIAS, META_ALIAS
+        if warm:
+            self._pin()
+
+    def wait_warm(self, timeout: float | None = None) -> None:
+        """Wait until the collections live at the last question are warm (see ``warm``)."""
+        if self._warming is not None:
+            self._warming.join(timeout)
+
+    def _warm_up(self, names: tuple[str, ...]) -> None:
+        try:
+            for name in names:
+                self.store.warm(name)
+        except Exception:  # noqa: BLE001 - only an optimisation: a version let go of, or a store closed, meanwhile
+            pass
 
     @property
     def encoder(self):
@@ -125,6 +111,9 @@ class SongSearch:
         pinned = (aliases.get(W2V_ALIAS, W2V_ALIAS), aliases.get(META_ALIAS, META_ALIAS))
         if pinned != (self._w2v, self._meta):  # a new version went live
             self.store.release_except(pinned)
+            if self._warm:
+                self._warming = threading.Thread(target=self._warm_up, args=(pinned,), name="songsearch-warm", daemon=True)
+                self._warming.start()
         self._w2v, self._meta = pinned
 
     def payload_filter(self, artist: str | None, argument: str = "artist", collection: str | None = None, filters: Filters | None = None) -> PayloadFilter:

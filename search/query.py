@@ -17,7 +17,7 @@ collections through a :class:`~search.store.Reader` only.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Mapping, Sequence
+from typing import Callable, Iterator, Literal, Mapping, Sequence
 
 import numpy as np
 
@@ -93,6 +93,39 @@ class Result:
             "sources": list(self.sources), "plays": self.plays, "coplays": self.coplays,
             "cosine": self.cosine, "tags": list(self.tags),
         }
+
+
+@dataclass(frozen=True)
+class Answer:
+    """The results of one query, best first, what the query skipped (and why), and what it
+    answered: ``query`` names the songs it resolved (``Songs like 2172 Fade To Black, Metallica``)."""
+
+    results: tuple[Result, ...]
+    skipped: tuple[str, ...] = ()
+    query: str = ""
+    #: how many results were asked for
+    limit: int | None = None
+
+    @property
+    def note(self) -> str | None:
+        """Why the answer is shorter than its limit (never silently): every search behind it is
+        exact or read deeper than the limit, so fewer results means fewer songs match."""
+        if self.limit is None or len(self.results) >= self.limit:
+            return None
+        return f"{len(self.results)} songs answer, fewer than the {self.limit} asked: no more songs match"
+
+    def __iter__(self) -> Iterator[Result]:
+        return iter(self.results)
+
+    def __len__(self) -> int:
+        return len(self.results)
+
+    def __getitem__(self, index: int) -> Result:
+        return self.results[index]
+
+    @property
+    def ids(self) -> list[int]:
+        return [r.song_id for r in self.results]
 
 
 def probe_of(point: Point) -> Probe:

@@ -349,3 +349,32 @@ def test_a_long_lived_reader_lets_go_of_old_versions(planted, home_settings):
     songs.similar_hybrid(0, limit=3)
     assert set(songs.store._shards) == set(songs.store.aliases().values())
     songs.close()
+
+
+class _WarmLog(EdgeStore):
+    """A real embedded store that records which collections it was asked to warm."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.warmed: list[str] = []
+
+    def warm(self, collection: str) -> None:
+        super().warm(collection)
+        self.warmed.append(collection)
+
+
+def test_a_warm_reader_reads_each_version_once_when_it_goes_live(planted, home_settings):
+    ingest_planted(planted, home_settings)
+    store = _WarmLog(home_settings.home / "qdrant")
+    songs = SongSearch(store=store, settings=home_settings, warm=True)
+    first = sorted(store.aliases().values())
+    songs.wait_warm(30)
+    assert sorted(store.warmed) == first  # at open, before any question
+    songs.similar(0, limit=3)
+    songs.wait_warm(30)
+    assert sorted(store.warmed) == first  # not again per question
+    ingest_planted(planted, home_settings, w2v=TEST_W2V.with_options(seed=4))
+    assert songs.similar(0, limit=3)
+    songs.wait_warm(30)
+    assert sorted(store.warmed[2:]) == sorted(store.aliases().values()) != first
+    songs.close()

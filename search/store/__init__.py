@@ -234,6 +234,10 @@ class Reader(ABC):
         """The most common values of the indexed field ``key`` and how many points hold each
         (exact counts), most common first, ties by value."""
 
+    def warm(self, collection: str) -> None:  # noqa: B027 - only backends that read lazily
+        """Read every stored point of ``collection`` once, so that the first answers of a long-running
+        process do not pay for reading the store from disk (a server keeps its own caches)."""
+
     def release_except(self, names) -> None:  # noqa: B027 - only backends that cache handles
         """Let go of handles on collections other than ``names``."""
 

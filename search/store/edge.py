@@ -18,9 +18,10 @@ import json
 import os
 import shutil
 import tempfile
+import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import qdrant_edge as qe
@@ -108,6 +109,8 @@ class EdgeStore(Store):
         self._collections_dir = self.root / "collections"
         self._aliases_file = self.root / "aliases.json"
         self._shards: dict[str, qe.EdgeShard] = {}
+        #: one opening of a shard at a time (a served store answers on several threads)
+        self._opening = threading.Lock()
         self._aliases: dict[str, str] = {}
         self._aliases_stamp: tuple | None = None
 
@@ -174,10 +177,13 @@ class EdgeStore(Store):
         name = self._resolve(collection)
         shard = self._shards.get(name)
         if shard is None:
-            path = self._collections_dir / name
-            if not path.is_dir():
-                raise StoreUnavailableError(self._missing(collection, name))
-            shard = self._shards[name] = self._open(name, path)
+            with self._opening:
+                shard = self._shards.get(name)
+                if shard is None:
+                    path = self._collections_dir / name
+                    if not path.is_dir():
+                        raise StoreUnavailableError(self._missing(collection, name))
+                    shard = self._shards[name] = self._open(name, path)
         return shard
 
     def _open(self, name: str, path: Path) -> qe.EdgeShard:
@@ -325,13 +331,22 @@ class EdgeStore(Store):
         records = self._shard(collection).retrieve([int(i) for i in ids], with_payload=True, with_vector=with_vectors)
         return {int(r.id): Point.from_record(r, with_vectors) for r in records}
 
-    def scroll_ids(self, collection: str) -> list[int]:
-        shard, ids, offset = self._shard(collection), [], None
+    def _scroll(self, collection: str, payload: bool = False, vectors: bool = False) -> Iterator[list]:
+        """All points, 10,000 at a time."""
+        shard, offset = self._shard(collection), None
         while True:
-            points, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=10_000, with_payload=False, with_vector=False))
-            ids.extend(int(p.id) for p in points)
+            points, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=10_000, with_payload=payload, with_vector=vectors))
+            yield points
             if offset is None:
-                return sorted(ids)
+                return
+
+    def scroll_ids(self, collection: str) -> list[int]:
+        return sorted(int(p.id) for points in self._scroll(collection) for p in points)
+
+    def warm(self, collection: str) -> None:
+        """Payloads, and the vectors unless the collection keeps them on disk by design."""
+        for _ in self._scroll(collection, payload=True, vectors=not index_settings(collection).cold_vectors):
+            pass
 
     def search_text(self, collection: str, field: str, text: str, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
         request = qe.QueryRequest(limit=limit, query=qe.TextQuery(field, text), filter=_edge_filter(flt), with_payload=True)

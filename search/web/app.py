@@ -14,6 +14,7 @@ from __future__ import annotations
 import hmac
 import os
 from contextlib import asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Callable
 
@@ -135,7 +136,7 @@ class Songs:
     """The one SongSearch of this process, opened at start (or at the first request, when the
     store could not be reached then), closed at shutdown."""
 
-    def __init__(self, search: SongSearch | None = None, opener: Callable[[], SongSearch] = SongSearch):
+    def __init__(self, search: SongSearch | None = None, opener: Callable[[], SongSearch] = partial(SongSearch, warm=True)):
         self._search, self._opener, self._own = search, opener, search is None
         if search is None:
             try:
