@@ -130,6 +130,11 @@ def test_diversity_reranks_more_than_the_top(songs):
     assert s.similar(0, limit=5, evidence="w2v", diversity=0).ids == plain.ids
     diverse = s.similar(0, limit=5, evidence="w2v", diversity=1.0)
     assert len(diverse) == 5 and set(diverse.ids) != set(plain.ids)
+    # the songs asked about stay out of a diverse answer, however much of the catalogue it reads
+    for diversity in (0.0, 0.5, 1.0):
+        assert 0 not in s.similar(0, limit=40, diversity=diversity).ids
+        assert not {3, 7} & set(s.recommend([3], dislike=[7], limit=40, diversity=diversity).ids)
+        assert not {1, 2} & set(s.cold_start(context=[1, 2], limit=40, diversity=diversity).ids)
     for bad in (-0.1, 1.5, True):
         with pytest.raises(ArgumentError, match="between 0 and 1"):
             s.similar(0, diversity=bad)

@@ -125,15 +125,22 @@ class Search:
         """This request without its excluded ids, every stage asking that many more answers,
         and the ids to drop from what it returns.  A "not these ids" condition is checked on
         every point an exact scan reads, which costs more than the rest of the query; leaving
-        a few known ids out afterwards costs nothing.  MMR keeps the condition: a left-out song
-        it had picked would push its neighbours down."""
+        a few known ids out afterwards costs nothing.  MMR reads its candidates so (that many
+        more of them) but keeps the condition on its own stage (:meth:`final_filter`): a
+        left-out song it picked would push its neighbours down."""
         excluded = self.filter.exclude_ids if self.filter is not None else frozenset()
-        if not excluded or self.diversify is not None:
+        if not excluded:
             return self, frozenset()
         more = len(excluded)
-        asked = replace(self, limit=self.limit + more, depth=self.depth + more if self.depth else 0,
-                         filter=replace(self.filter, exclude_ids=frozenset()))
+        mmr = self.diversify
+        asked = replace(self, limit=self.limit + (0 if mmr else more), depth=self.depth + more if self.depth else 0,
+                        filter=replace(self.filter, exclude_ids=frozenset()),
+                        diversify=replace(mmr, candidates=mmr.candidates + more) if mmr else None)
         return asked, excluded
+
+    def final_filter(self, excluded: frozenset[int]) -> "PayloadFilter | None":
+        """The filter of the last stage of an :meth:`over_asked` request: MMR's keeps the excluded ids."""
+        return self.filter.without_ids(excluded) if self.diversify is not None and excluded else self.filter
 
 
 @dataclass(frozen=True)
@@ -235,8 +242,8 @@ class Reader(ABC):
         (exact counts), most common first, ties by value."""
 
     def warm(self, collection: str) -> None:  # noqa: B027 - only backends that read lazily
-        """Read every stored point of ``collection`` once, so that the first answers of a long-running
-        process do not pay for reading the store from disk (a server keeps its own caches)."""
+        """Read what ``collection`` keeps in memory once, so that the first answers of a long-running
+        process do not pay for reading the store from disk page by page (a server keeps its own caches)."""
 
     def release_except(self, names) -> None:  # noqa: B027 - only backends that cache handles
         """Let go of handles on collections other than ``names``."""

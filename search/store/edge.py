@@ -21,7 +21,7 @@ import tempfile
 import threading
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import numpy as np
 import qdrant_edge as qe
@@ -90,17 +90,22 @@ def _edge_query(item):
     return qe.Query.RecommendBestScore(recommend, using=item.using)
 
 
+def _read_through(paths) -> None:
+    """Read each file once, in order, into the page cache."""
+    for path in paths:
+        if path.is_file():
+            with open(path, "rb") as f:
+                while f.read(1 << 22):
+                    pass
+
+
 def _read_ahead(shard_dir: Path) -> None:
     """Read a shard's int8 vector copies, and the stored vectors their searches rescore, once
     and in order before loading it.  Qdrant maps both for random access, so the first searches
     would otherwise fault them in page by page from disk: far slower than one sequential read
     where the page cache has let them go."""
     for quantized in shard_dir.glob("segments/*/vector_storage/quantized.data"):
-        for path in (quantized, quantized.with_name("matrix.dat")):
-            if path.is_file():
-                with open(path, "rb") as f:
-                    while f.read(1 << 22):
-                        pass
+        _read_through((quantized, quantized.with_name("matrix.dat")))
 
 
 class EdgeStore(Store):
@@ -331,22 +336,21 @@ class EdgeStore(Store):
         records = self._shard(collection).retrieve([int(i) for i in ids], with_payload=True, with_vector=with_vectors)
         return {int(r.id): Point.from_record(r, with_vectors) for r in records}
 
-    def _scroll(self, collection: str, payload: bool = False, vectors: bool = False) -> Iterator[list]:
-        """All points, 10,000 at a time."""
-        shard, offset = self._shard(collection), None
-        while True:
-            points, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=10_000, with_payload=payload, with_vector=vectors))
-            yield points
-            if offset is None:
-                return
-
     def scroll_ids(self, collection: str) -> list[int]:
-        return sorted(int(p.id) for points in self._scroll(collection) for p in points)
+        shard, ids, offset = self._shard(collection), [], None
+        while True:
+            points, offset = shard.scroll(qe.ScrollRequest(offset=offset, limit=10_000, with_payload=False, with_vector=False))
+            ids.extend(int(p.id) for p in points)
+            if offset is None:
+                return sorted(ids)
 
     def warm(self, collection: str) -> None:
-        """Payloads, and the vectors unless the collection keeps them on disk by design."""
-        for _ in self._scroll(collection, payload=True, vectors=not index_settings(collection).cold_vectors):
-            pass
+        """Every file of the shard, but stored vectors it keeps on disk by design: read as files,
+        without the GIL, so that the answers given meanwhile do not wait."""
+        name = self._resolve(collection)
+        cold = index_settings(name).cold_vectors
+        files = sorted(p for p in (self._collections_dir / name).rglob("*") if not (cold and p.parent.name == "vector_storage" and p.name == "matrix.dat"))
+        _read_through(files)
 
     def search_text(self, collection: str, field: str, text: str, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
         request = qe.QueryRequest(limit=limit, query=qe.TextQuery(field, text), filter=_edge_filter(flt), with_payload=True)
@@ -392,7 +396,7 @@ class EdgeStore(Store):
             mmr = request.diversify
             stage = dict(prefetches=[qe.Prefetch(limit=mmr.candidates, filter=flt, **stage)],
                          query=qe.Mmr(_edge_vector(mmr.vector), 1.0 - mmr.diversity, mmr.candidates))
-        query_request = qe.QueryRequest(limit=request.limit, filter=flt, with_payload=True, **stage)
+        query_request = qe.QueryRequest(limit=request.limit, filter=_edge_filter(request.final_filter(excluded)), with_payload=True, **stage)
         hits = [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(query_request)]
         return left_out(hits, excluded, limit)
 

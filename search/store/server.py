@@ -248,7 +248,7 @@ class ServerStore(Store):
             # local mode (tests) always searches exactly and says so; a server uses the params
             warnings.simplefilter("ignore", UserWarning)
             points = self.client.query_points(
-                collection, query=query, using=using, prefetch=prefetch, query_filter=flt,
+                collection, query=query, using=using, prefetch=prefetch, query_filter=_client_filter(request.final_filter(excluded)),
                 limit=request.limit, with_payload=True, search_params=params,
             ).points
         return left_out([Hit(int(p.id), float(p.score), p.payload) for p in points], excluded, limit)
