@@ -31,6 +31,13 @@ from search.contract import Settings
 
 #: how many fused answers the discount re-ranks
 DEEP = 100
+ABOUT = """Regenerate with `python benchmarks/coverage.py --data DIR > docs/coverage.md` (about 15 minutes).
+Two ways of favouring less played songs in the default answer, each measured on the tuning split
+with the default Word2Vec settings, served by the real store: the co-play vectors' popularity
+exponent b (a value is `playlists(song) ** -b`; 0.5, the default, makes the dot product a cosine),
+each exponent a store of its own; and a discount after fusion, the fused top 100 re-ranked by
+`score * (plays + 1) ** -beta`. The report split (docs/quality.md) draws 5,000 queries against 3,000
+here, so its coverage is higher for the same answers."""
 
 
 class Reranked:
@@ -71,7 +78,7 @@ def main() -> None:
                             lambda s, song, beta=beta: Reranked(s.similar(song, limit=DEEP), beta))
     collections.COPLAY_POPULARITY_EXPONENT = default_exponent
     print(f"# Coverage against co-play\n\n`{' '.join(sys.argv)}`: split seed {args.seed}, {len(data.queries)} queries, "
-          f"{Path(args.data).name}.\n")
+          f"{Path(args.data).name}.\n\n{ABOUT}\n")
     print(markdown_table(["answer"] + [f"{m}@{HEADLINE_K}" for m in METRICS], rows))
 
 

@@ -366,7 +366,7 @@ class SongSearch:
         found_by: dict[int, tuple[str, ...]] = {}
 
         def run(n: int) -> list[Hit]:
-            depth = fu.candidates(n)
+            depth = fu.candidates(n) if probe is not None and query is not None else n  # deeper only to fuse
             lists: dict[str, tuple[tuple[str, ...], list[Hit]]] = {}
             if probe is not None:
                 label = "bridge" if bridge else "context"
