@@ -33,16 +33,21 @@ def get(url: str, headers: dict | None = None) -> tuple[int, dict]:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory):
-    """Planted data ingested into an embedded store, served by `search serve` (with an API key)."""
+def planted_home(tmp_path_factory):
+    """Planted data ingested into an embedded store: its SONGSEARCH_HOME."""
     root = tmp_path_factory.mktemp("serve")
     from search.contract import Settings
     from tests.conftest import write_planted_dataset
 
-    settings = Settings(home=root / "home")
-    ingest_planted(write_planted_dataset(root / "data"), settings)
+    ingest_planted(write_planted_dataset(root / "data"), Settings(home=root / "home"))
+    return root / "home"
+
+
+@pytest.fixture(scope="module")
+def server(planted_home):
+    """The planted home served by `search serve` (with an API key)."""
     port = free_port()
-    env = {**os.environ, "SONGSEARCH_HOME": str(root / "home"), "SONGSEARCH_API_KEY": "s3cret"}
+    env = {**os.environ, "SONGSEARCH_HOME": str(planted_home), "SONGSEARCH_API_KEY": "s3cret"}
     env.pop("QDRANT_URL", None)
     started = time.perf_counter()
     process = subprocess.Popen([sys.executable, "-m", "search", "serve", "--port", str(port)], env=env,
@@ -91,3 +96,81 @@ def test_the_page_finds_a_song_and_shows_its_neighbours(server):
     heading, cold_titles = cold_start
     assert heading.startswith("Songs for a new song titled 'jazz blue', by 'Miles Davis'")
     assert cold_titles and all(t.startswith("jazz blue") for t in cold_titles[:5]), cold_titles
+
+
+def _children(pid: int) -> list[int]:
+    return [int(c) for c in open(f"/proc/{pid}/task/{pid}/children").read().split()]
+
+
+def _workers(pid: int) -> list[int]:
+    """The worker processes of a `search serve --workers N` (not multiprocessing's resource tracker)."""
+    return [c for c in _children(pid) if b"resource_tracker" not in open(f"/proc/{c}/cmdline", "rb").read()]
+
+
+def _established(pid: int, port: int) -> int:
+    """How many connections to ``port`` process ``pid`` holds open (its sockets in /proc/net/tcp)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[8:-1])
+    count = 0
+    for line in open("/proc/net/tcp").read().splitlines()[1:]:
+        fields = line.split()
+        if int(fields[1].split(":")[1], 16) == port and fields[3] == "01" and fields[9] in inodes:
+            count += 1
+    return count
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_workers_share_the_connections_and_a_dead_one_is_replaced(planted_home):
+    import http.client
+
+    env = {**os.environ, "SONGSEARCH_HOME": str(planted_home)}
+    env.pop("QDRANT_URL", None)
+    env.pop("SONGSEARCH_API_KEY", None)
+    port = free_port()
+    command = [sys.executable, "-m", "search", "serve", "--port", str(port), "--workers", "2"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+
+    def wait_for(condition, what: str) -> None:
+        while not condition():
+            assert process.poll() is None, process.stderr.read()
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    try:
+        wait_for(lambda: len(_workers(process.pid)) == 2 and _answers(port), "not up in 60 s")
+        connections = [http.client.HTTPConnection("127.0.0.1", port, timeout=5) for _ in range(16)]
+        for c in connections:  # a burst of connections, as clients starting together make
+            c.connect()
+        for c in connections:
+            c.request("GET", "/similar?id=3&limit=3")
+            assert c.getresponse().read()
+        held = {w: _established(w, port) for w in _workers(process.pid)}
+        assert sum(held.values()) == 16 and min(held.values()) > 0, held  # not all on the first to accept
+        for c in connections:
+            c.close()
+        first = _workers(process.pid)
+        os.kill(first[0], 9)
+        wait_for(lambda: first[0] not in _workers(process.pid) and len(_workers(process.pid)) == 2 and _answers(port),
+                 "the dead worker was not replaced")
+        workers = _workers(process.pid)
+        taken = subprocess.run(command, env=env, capture_output=True, text=True, timeout=60)
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert taken.returncode != 0 and "Traceback" not in taken.stderr
+    assert taken.stderr.strip().splitlines()[-1].startswith(f"Error: cannot listen on 127.0.0.1:{port}"), taken.stderr
+    assert process.returncode == 0 and not any(os.path.exists(f"/proc/{w}") for w in workers)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return get(f"http://127.0.0.1:{port}/similar?id=3&limit=3")[0] == 200
+    except OSError:
+        return False

@@ -28,6 +28,7 @@ from search.api import Answer, SongSearch
 from search.clikit import flag_for
 from search.contract import ArgumentError, NotFoundError, Settings, SongSearchError, StoreUnavailableError
 from search.web.docs import docs_page, openapi_parameters
+from search.web.workers import reuse_port_supported, run_workers
 
 #: What one request may ask (also in the OpenAPI docs and README.md).
 MAX_LIMIT = 100  # songs (or tags) in one answer
@@ -268,5 +269,9 @@ def run(host: str, port: int, workers: int, api_key: str | None, cors_origins: t
         os.environ["SONGSEARCH_API_KEY"] = api_key
     if cors_origins:
         os.environ["SONGSEARCH_CORS_ORIGINS"] = ",".join(cors_origins)
-    uvicorn.run("search.web.app:app_from_env", factory=True, host=host, port=port, workers=workers, access_log=False,
-                server_header=False, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+    options = dict(app="search.web.app:app_from_env", factory=True, host=host, port=port, access_log=False,
+                   server_header=False, timeout_keep_alive=5, h11_max_incomplete_event_size=16 * 1024)
+    if workers > 1 and reuse_port_supported():
+        run_workers(options, workers)
+    else:
+        uvicorn.run(**options, workers=workers)
