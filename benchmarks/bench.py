@@ -47,7 +47,8 @@ title-embedding cache), with the default settings and the embedded store.
   (each client asks again at once: latency is clients / throughput), then open loop (the clients
   together offer 300 requests/s on fixed schedules; latency counted from when a request was due),
   steady and while `ingest --update` (300 playlists) publishes a new version, the load kept on
-  until it has (the ingest takes the cores it needs meanwhile).
+  until it has (the ingest takes the cores it needs meanwhile); then the page in headless
+  Chromium: type a title, click the first song, time the neighbours' table (7 clicks).
 
 How ingest time, memory, disk, latency and recall grow with the catalogue (1x, 4x, 16x, with and
 without int8 quantization): [scale.md](scale.md), ![time and memory against size](img/scale.png)
@@ -257,8 +258,9 @@ SERVE_RATE = 300
 
 
 def bench_serve(data: Path, env: dict, workdir: Path, seconds: float) -> tuple[list[list[str]], list[str]]:
-    """`search serve --workers 2` under 16 clients (benchmarks/serve_load.py): once steady, once
-    while an `ingest --update` publishes a new version; and how soon it answers /health."""
+    """`search serve --workers 2` under 16 clients (benchmarks/serve_load.py): closed loop, open loop,
+    and open loop while an `ingest --update` publishes a new version; how soon it answers /health;
+    the page's click to neighbours (benchmarks/serve_page.py) where a browser is installed."""
     import socket
     import urllib.request
 
@@ -294,8 +296,14 @@ def bench_serve(data: Path, env: dict, workdir: Path, seconds: float) -> tuple[l
     paced = [*load, "--rate", str(SERVE_RATE)]
     runs = [("steady, closed loop", load), (f"steady, open loop at {SERVE_RATE} requests/s", paced),
             (f"open loop at {SERVE_RATE} requests/s while `ingest --update` publishes", [*paced, "--publish", f"{BIN / 'ingest'} --update {update} --quiet"])]
+    sys.path.insert(0, str(ROOT))
+    from tests import browser
+
+    no_browser = browser.missing()
     try:
         outputs = [(name, run(command, env)[1]) for name, command in runs]
+        page = [sys.executable, str(ROOT / "benchmarks" / "serve_page.py"), "--url", url, "--repeats", "7"]
+        outputs.append(("the page in headless Chromium (benchmarks/serve_page.py)", f"not measured: {no_browser}" if no_browser else run(page, env)[1]))
     finally:
         server.terminate()
         server.wait()
