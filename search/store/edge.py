@@ -28,7 +28,7 @@ import qdrant_edge as qe
 
 from search.contract import INT8_QUANTILE, NAME_FIELD, Layout, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
 from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches, quantization_params
-from search.store.files import COPYING, STALE_S, check_free, copy_tree, older_than, private_copy, space_to_open
+from search.store.files import COPYING, STALE_S, check_free, copy_tree, older_than, private_copy, read_ahead, read_through, space_to_open
 
 UPSERT_BATCH = 2000
 #: Temporary names this backend creates (the janitor removes them): a collection being deleted
@@ -90,22 +90,11 @@ def _edge_query(item):
     return qe.Query.RecommendBestScore(recommend, using=item.using)
 
 
-def _read_through(paths) -> None:
-    """Read each file once, in order, into the page cache."""
-    for path in paths:
-        if path.is_file():
-            with open(path, "rb") as f:
-                while f.read(1 << 22):
-                    pass
-
-
-def _read_ahead(shard_dir: Path) -> None:
-    """Read a shard's int8 vector copies, and the stored vectors their searches rescore, once
-    and in order before loading it.  Qdrant maps both for random access, so the first searches
-    would otherwise fault them in page by page from disk: far slower than one sequential read
-    where the page cache has let them go."""
-    for quantized in shard_dir.glob("segments/*/vector_storage/quantized.data"):
-        _read_through((quantized, quantized.with_name("matrix.dat")))
+#: Threads a shard searches with (kept in its config).  Edge's default, one per CPU, reads the
+#: segments in parallel: a published shard is one big segment and a small one, so a query gains
+#: nothing, and `search serve`'s worker processes each woke a pool per query (tens of thousands
+#: of context switches a second under load).  Parallelism comes from processes and threads asking.
+SEARCH_THREADS = 1
 
 
 class EdgeStore(Store):
@@ -198,7 +187,7 @@ class EdgeStore(Store):
         if not os.access(path, os.W_OK):
             path = self._private_copy(name, path)
         check_free(path, MIN_FREE_TO_OPEN + space_to_open(path))
-        _read_ahead(path)
+        read_ahead(path)
         try:
             return qe.EdgeShard.load(str(path))
         except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
@@ -217,7 +206,7 @@ class EdgeStore(Store):
             raise SongSearchError(f"collection {name} already exists")
         index = index_settings(name, layout.quantization)
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
-        # int8 copies Cold: read ahead by readers (_read_ahead), not paged in at every load;
+        # int8 copies Cold: read ahead by readers (read_ahead), not paged in at every load;
         # with --quantization the stored vectors stay on disk too (read only to rescore)
         int8 = qe.ScalarQuantizationConfig(type=qe.ScalarType.Int8, quantile=INT8_QUANTILE, memory=qe.Memory.Cold) if index.quantization == "int8" else None
         config = qe.EdgeConfig(
@@ -228,6 +217,7 @@ class EdgeStore(Store):
             hnsw_config=qe.HnswIndexConfig(
                 m=index.hnsw_m, ef_construct=index.hnsw_ef_construct, full_scan_threshold=index.full_scan_threshold
             ),
+            max_search_threads=SEARCH_THREADS,
             optimizers=qe.EdgeOptimizersConfig(
                 indexing_threshold=index.indexing_threshold_kb,
                 default_segment_number=1,
@@ -350,7 +340,7 @@ class EdgeStore(Store):
         name = self._resolve(collection)
         cold = index_settings(name).cold_vectors
         files = sorted(p for p in (self._collections_dir / name).rglob("*") if not (cold and p.parent.name == "vector_storage" and p.name == "matrix.dat"))
-        _read_through(files)
+        read_through(files)
 
     def search_text(self, collection: str, field: str, text: str, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
         request = qe.QueryRequest(limit=limit, query=qe.TextQuery(field, text), filter=_edge_filter(flt), with_payload=True)

@@ -11,6 +11,7 @@ published by ``ingest`` is served at once and no answer mixes two; ``--workers N
 
 from __future__ import annotations
 
+import gc
 import hmac
 import os
 from contextlib import asynccontextmanager
@@ -258,7 +259,11 @@ def _version() -> str:
 def app_from_env() -> FastAPI:
     """The app as ``search serve`` runs it (in each worker): SONGSEARCH_API_KEY, SONGSEARCH_CORS_ORIGINS."""
     origins = tuple(o.strip() for o in os.environ.get("SONGSEARCH_CORS_ORIGINS", "").split(",") if o.strip())
-    return create_app(api_key=os.environ.get("SONGSEARCH_API_KEY") or None, cors_origins=origins)
+    app = create_app(api_key=os.environ.get("SONGSEARCH_API_KEY") or None, cors_origins=origins)
+    # what is loaded by now lives as long as the process: the collector need not walk it at
+    # every full collection (those pauses are the slow tail of a busy server's answers)
+    gc.freeze()
+    return app
 
 
 def run(host: str, port: int, workers: int, api_key: str | None, cors_origins: tuple[str, ...]) -> None:
