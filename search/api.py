@@ -20,7 +20,7 @@ from typing import Literal, Mapping, Sequence
 from search import find
 from search import fusion as fu
 from search import query as core
-from search.contract import META_ALIAS, W2V_ALIAS, VERSION_SEPARATOR, ArgumentError, NotFoundError, Settings, song_id
+from search.contract import META_ALIAS, W2V_ALIAS, VERSION_SEPARATOR, ArgumentError, NotFoundError, Settings, SongSearchError, song_id
 from search.find import Filters
 from search.query import DEFAULT_FUSION, Answer, Evidence, EvidenceFusion, Result
 from search.store import Hit, Nearest, PayloadFilter, Reader, Search, open_store
@@ -82,7 +82,7 @@ class SongSearch:
         try:
             for name in names:
                 self.store.warm(name)
-        except Exception:  # noqa: BLE001 - only an optimisation: a version let go of, or a store closed, meanwhile
+        except (OSError, SongSearchError):  # only an optimisation: a version dropped meanwhile, a store gone
             pass
 
     @property
