@@ -171,7 +171,7 @@ class SongSearch:
         request = core.w2v_request(probe, limit, flt, evidence, fusion, diversity)
 
         def run(n: int) -> list[Hit]:
-            asked = core.w2v_request(probe, n, flt, evidence, fusion, diversity)
+            asked = core.w2v_request(probe, n, flt, evidence, fusion, diversity, shown=limit)
             hits = self.store.search(self._w2v, asked)
             # ties in id order; MMR's order is its own (its scores are the relevance, not the rank)
             return hits if diversity else sorted(hits, key=lambda h: (-h.score, h.song_id))

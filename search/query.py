@@ -36,9 +36,14 @@ BRIDGE_TEMPERATURE = 0.02
 #: evidence, so that a known artist's songs lead.
 BRIDGE_WEIGHT = 0.5
 #: MMR (``diversity``) re-ranks this many times ``limit`` candidates (at least MIN_DIVERSITY_CANDIDATES),
-#: so that it can pick songs beyond the plain top ``limit`` rather than only reorder them
-DIVERSITY_CANDIDATES = 10
-MIN_DIVERSITY_CANDIDATES = 100
+#: so that it can pick songs beyond the plain top ``limit`` rather than only reorder them; more
+#: candidates cost relevance faster than they add spread (MMR's relevance is the Word2Vec cosine
+#: alone, not the fused rank)
+DIVERSITY_CANDIDATES = 3
+MIN_DIVERSITY_CANDIDATES = 30
+#: recommend's best-score stage scores this many times its list's depth of the songs nearest to
+#: the likes' mean (one scan; best score over every song scans once per like and dislike)
+RECOMMEND_AMONG = 1
 
 
 @dataclass(frozen=True)
@@ -149,17 +154,21 @@ def recommend_probe(likes: Sequence[Point], dislikes: Sequence[Point]) -> Probe:
     return Probe(context.vector, context.coplay, tuple(p.vector for p in likes), tuple(p.vector for p in dislikes))
 
 
-def diversify(probe: Probe, limit: int, diversity: float | None) -> Diversify | None:
+def diversify(probe: Probe, limit: int, diversity: float | None, shown: int | None = None) -> Diversify | None:
+    """MMR picking ``limit`` answers, of which ``shown`` (default: all) are shown."""
     if not diversity:
         return None
-    return Diversify(probe.vector, diversity, max(MIN_DIVERSITY_CANDIDATES, DIVERSITY_CANDIDATES * limit))
+    return Diversify(probe.vector, diversity, max(MIN_DIVERSITY_CANDIDATES, DIVERSITY_CANDIDATES * (shown or limit), limit))
 
 
-def w2v_request(probe: Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", fusion: EvidenceFusion = DEFAULT_FUSION, diversity: float | None = None) -> Search:
+def w2v_request(probe: Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", fusion: EvidenceFusion = DEFAULT_FUSION,
+                diversity: float | None = None, shown: int | None = None) -> Search:
     """The one Qdrant query songs_w2v answers for ``probe`` (co-play evidence only where the probe
-    has it), its answers re-ranked by MMR with ``diversity``."""
-    mmr = diversify(probe, limit, diversity)
-    dense = Recommend(probe.likes, probe.dislikes) if probe.likes else Nearest(probe.vector)
+    has it), its answers re-ranked by MMR with ``diversity``; ``shown``: how many of the ``limit``
+    answers are shown (fewer when a per-artist cap reads deeper), which MMR's candidates follow."""
+    mmr = diversify(probe, limit, diversity, shown)
+    depth = fusion.depth(mmr.candidates if mmr else limit)
+    dense = Recommend(probe.likes, probe.dislikes, among=RECOMMEND_AMONG * depth) if probe.likes else Nearest(probe.vector)
     coplay = Nearest(probe.coplay, COPLAY_VECTOR) if probe.coplay is not None and len(probe.coplay) else None
     if evidence == "coplay" and coplay is not None:
         return Search((coplay,), limit, flt, diversify=mmr)
@@ -171,7 +180,6 @@ def w2v_request(probe: Probe, limit: int, flt: PayloadFilter, evidence: Evidence
         raise ArgumentError("fusion", "dbsf takes no weights (Qdrant's DBSF is unweighted)")
     else:
         weights = None
-    depth = fusion.depth(mmr.candidates if mmr else limit)
     return Search((dense, coplay), limit, flt, Fusion(fusion.method, fusion.k, weights), depth, diversify=mmr)
 
 
@@ -205,7 +213,7 @@ def bridge_probe(reader: Reader, w2v: str, meta: str, meta_vector: np.ndarray, e
     """A Word2Vec vector for a song known by metadata only: the weighted mean of the Word2Vec
     vectors of its nearest metadata neighbours (softmax of their cosines at ``temperature``)."""
     hits = reader.search(meta, Search((Nearest(meta_vector),), BRIDGE_NEIGHBOURS, PayloadFilter().without_ids(exclude)))
-    found = reader.retrieve(w2v, [h.song_id for h in hits], with_vectors=True)
+    found = reader.retrieve(w2v, [h.song_id for h in hits], with_vectors=True, with_payload=False)
     pairs = [(found[h.song_id].vector, h.score) for h in hits if h.song_id in found]
     if not pairs:
         return None
@@ -218,7 +226,7 @@ def bridge_probe(reader: Reader, w2v: str, meta: str, meta_vector: np.ndarray, e
 
 def with_evidence(reader: Reader, w2v: str, hits: Sequence[Hit], sources: Mapping[int, tuple[str, ...]], probe: Probe | None) -> list[Result]:
     """Results with what a person needs to judge them: shared playlists and Word2Vec cosine."""
-    stored = reader.retrieve(w2v, [h.song_id for h in hits], with_vectors=True) if probe is not None and hits else {}
+    stored = reader.retrieve(w2v, [h.song_id for h in hits], with_vectors=True, with_payload=False) if probe is not None and hits else {}
     query_dims = probe.coplay.indices if probe is not None and probe.coplay is not None else None
     query_norm = float(np.linalg.norm(probe.vector)) if probe is not None else 0.0
     results = []

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from search.contract import COPLAY_VECTOR, SongSearchError, song_payload
-from search.store import Fusion, Nearest, PayloadFilter, Search, Sparse
+from search.store import Diversify, Fusion, Nearest, PayloadFilter, Recommend, Search, Sparse
 from tests.conftest import make_store
 
 N, DIM, SPARSE_DIMS = 300, 8, 50
@@ -111,6 +111,45 @@ def test_fused_search_honours_the_filter_on_every_list(filled):
     hits = store.search("songs_w2v__v1", request)
     assert len(hits) == 10 and all(h.payload["artist_key"] == "alpha" and h.song_id != 0 for h in hits)
     assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
+def test_recommend_among_scores_best_of_the_centres_nearest(filled):
+    """Best score (the cosine to the nearest liked song, when no disliked one is nearer), over only
+    the ``among`` songs nearest to the likes' mean; filters hold on the songs it scores."""
+    store, vectors, _ = filled
+    likes, dislikes = (vectors[3], vectors[40]), (vectors[77],)
+    flt = PayloadFilter(min_plays=2).without_ids([3, 40, 77])
+    centre = store.search("songs_w2v__v1", Search((Nearest(np.mean(np.stack(likes), axis=0)),), 25, flt))
+    hits = store.search("songs_w2v__v1", Search((Recommend(likes, dislikes, among=25),), 10, flt))
+    assert len(hits) == 10 and {h.song_id for h in hits} <= {h.song_id for h in centre}
+    assert all(h.payload["plays"] >= 2 for h in hits)
+    # Qdrant scales the best cosine monotonically (a sigmoid): the order is the best cosine's
+    best = [max(cosine(vectors[h.song_id], like) for like in likes) for h in hits]
+    assert all(b > cosine(vectors[h.song_id], dislikes[0]) for b, h in zip(best, hits))
+    assert best == pytest.approx(sorted(best, reverse=True), abs=F16)
+    everywhere = store.search("songs_w2v__v1", Search((Recommend(likes, dislikes),), 10, flt))
+    assert {h.song_id for h in everywhere} != {h.song_id for h in hits}  # the restriction is real
+
+
+def test_mmr_picks_among_the_filtered_candidates(filled):
+    """MMR re-ranks the request's first candidates (filters and left-out songs held there)."""
+    store, vectors, sparse = filled
+    flt = PayloadFilter(artist_key="beta band").without_ids([4])
+    plain = store.search("songs_w2v__v1", Search((Nearest(vectors[4]),), 12, flt))
+    for lists, fusion, depth in (((Nearest(vectors[4]),), None, 0), ((Nearest(vectors[4]), Nearest(sparse[4], COPLAY_VECTOR)), Fusion("rrf", 60, (1.0, 2.0)), 40)):
+        request = Search(lists, 6, flt, fusion, depth, diversify=Diversify(vectors[4], 1.0, 12))
+        hits = store.search("songs_w2v__v1", request)
+        candidates = store.search("songs_w2v__v1", Search(lists, 12, flt, fusion, depth))
+        assert len(hits) == 6 and {h.song_id for h in hits} <= {h.song_id for h in candidates}
+        assert all(h.payload["artist_key"] == "beta band" and h.song_id != 4 for h in hits)
+    assert [h.song_id for h in store.search("songs_w2v__v1", Search((Nearest(vectors[4]),), 6, flt, diversify=Diversify(vectors[4], 0.0, 12)))] == [h.song_id for h in plain[:6]]
+
+
+def test_retrieve_vectors_without_payloads(filled):
+    store, vectors, sparse = filled
+    point = store.retrieve("songs_w2v__v1", [7], with_vectors=True, with_payload=False)[7]
+    assert not point.payload and cosine(point.vector, vectors[7]) == pytest.approx(1.0, abs=1e-5)
+    assert np.array_equal(point.sparse[COPLAY_VECTOR].indices, sparse[7].indices)
 
 
 def test_aliases_switch_together_and_resolve(filled):

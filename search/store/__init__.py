@@ -74,11 +74,19 @@ class Nearest:
 @dataclass(frozen=True)
 class Recommend:
     """One ranked list by Qdrant's recommend query (best-score strategy): near any of the
-    ``positives``, away from the ``negatives``, by the named vector ``using``."""
+    ``positives``, away from the ``negatives``, by the named vector ``using``.  With ``among``,
+    it scores only the ``among`` points nearest to the positives' mean (a prefetch stage: one
+    scan of the collection instead of one per example)."""
 
     positives: tuple[np.ndarray, ...]
     negatives: tuple[np.ndarray, ...] = ()
     using: str | None = None
+    among: int = 0
+
+    @property
+    def centre(self) -> Nearest:
+        """The query whose first ``among`` answers this one re-scores."""
+        return Nearest(np.mean(np.stack(self.positives), axis=0), self.using)
 
 
 @dataclass(frozen=True)
@@ -117,30 +125,20 @@ class Search:
     @property
     def first_depth(self) -> int:
         """How many answers the first stage (the vector search itself) is asked for."""
-        if self.fusion is not None:
-            return self.depth
-        return self.diversify.candidates if self.diversify is not None else self.limit
+        return self.depth if self.fusion is not None else self.limit
 
     def over_asked(self) -> tuple["Search", frozenset[int]]:
         """This request without its excluded ids, every stage asking that many more answers,
         and the ids to drop from what it returns.  A "not these ids" condition is checked on
         every point an exact scan reads, which costs more than the rest of the query; leaving
-        a few known ids out afterwards costs nothing.  MMR reads its candidates so (that many
-        more of them) but keeps the condition on its own stage (:meth:`final_filter`): a
-        left-out song it picked would push its neighbours down."""
+        a few known ids out afterwards costs nothing."""
         excluded = self.filter.exclude_ids if self.filter is not None else frozenset()
         if not excluded:
             return self, frozenset()
         more = len(excluded)
-        mmr = self.diversify
-        asked = replace(self, limit=self.limit + (0 if mmr else more), depth=self.depth + more if self.depth else 0,
-                        filter=replace(self.filter, exclude_ids=frozenset()),
-                        diversify=replace(mmr, candidates=mmr.candidates + more) if mmr else None)
+        asked = replace(self, limit=self.limit + more, depth=self.depth + more if self.depth else 0,
+                        filter=replace(self.filter, exclude_ids=frozenset()))
         return asked, excluded
-
-    def final_filter(self, excluded: frozenset[int]) -> "PayloadFilter | None":
-        """The filter of the last stage of an :meth:`over_asked` request: MMR's keeps the excluded ids."""
-        return self.filter.without_ids(excluded) if self.diversify is not None and excluded else self.filter
 
 
 @dataclass(frozen=True)
@@ -217,16 +215,32 @@ class Reader(ABC):
         """Whether any point matches ``flt``: stops at the first, where counting reads them all."""
 
     @abstractmethod
-    def retrieve(self, collection: str, ids: Sequence[int], with_vectors: bool = False) -> dict[int, Point]:
-        """The points of those ids that exist, with payloads (and vectors when asked for)."""
+    def retrieve(self, collection: str, ids: Sequence[int], with_vectors: bool = False, with_payload: bool = True) -> dict[int, Point]:
+        """The points of those ids that exist, with payloads (unless not asked for: their
+        conversion costs more than the vectors') and vectors when asked for."""
 
     @abstractmethod
     def quantization(self, collection: str) -> str | None:
         """The quantization the collection was created with (``Layout.quantization``)."""
 
-    @abstractmethod
     def search(self, collection: str, request: Search) -> list[Hit]:
-        """Best first; ``request.exact`` skips the HNSW index (for measuring it)."""
+        """Best first; ``request.exact`` skips the HNSW index (for measuring it).  MMR
+        (``request.diversify``) is a second query over just the first query's candidates:
+        as a stage over prefetched points it would need the exclusions as a filter there, which
+        Qdrant checks against every point of the collection."""
+        mmr = request.diversify
+        if mmr is None:
+            return self._query(collection, request)
+        candidates = self._query(collection, replace(request, limit=mmr.candidates, diversify=None))
+        return self._mmr(collection, mmr, [h.song_id for h in candidates], request.limit) if candidates else []
+
+    @abstractmethod
+    def _query(self, collection: str, request: Search) -> list[Hit]:
+        """:meth:`search` without ``request.diversify``: one Qdrant query."""
+
+    @abstractmethod
+    def _mmr(self, collection: str, mmr: Diversify, ids: Sequence[int], limit: int) -> list[Hit]:
+        """Qdrant's MMR over the points ``ids`` only: ``limit`` of them, one Qdrant query."""
 
     @abstractmethod
     def scroll_ids(self, collection: str) -> list[int]:

@@ -26,8 +26,9 @@ from typing import Sequence
 import numpy as np
 import qdrant_edge as qe
 
-from search.contract import INT8_QUANTILE, NAME_FIELD, Layout, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches, quantization_params
+from search.contract import INT8_QUANTILE, Layout, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, AliasesDamagedError, SongSearchError, StoreUnavailableError, split_physical_name
+from search.store import Diversify, Hit, Point, Search, Store, error_line, left_out, point_batches
+from search.store.edge_requests import edge_filter, edge_vector, mmr_request, query_request
 from search.store.files import COPYING, STALE_S, check_free, copy_tree, older_than, private_copy, read_ahead, read_through, space_to_open
 
 UPSERT_BATCH = 2000
@@ -54,40 +55,6 @@ def _writing(name: str):
         raise
     except Exception as exc:  # noqa: BLE001 - Edge raises plain Exceptions
         raise SongSearchError(f"Qdrant Edge could not write collection {name}: {error_line(exc)}") from None
-
-
-def _edge_filter(flt: PayloadFilter | None):
-    if flt is None:
-        return None
-    must = []
-    if flt.artist_key is not None:
-        must.append(qe.FieldCondition(key="artist_key", match=qe.MatchValue(flt.artist_key)))
-    must.extend(qe.FieldCondition(key="tags", match=qe.MatchValue(tag)) for tag in flt.tags)
-    if flt.name_words:
-        must.append(qe.FieldCondition(key=NAME_FIELD, match=qe.MatchText(flt.name_words)))
-    if flt.min_plays is not None or flt.max_plays is not None:
-        low, high = (None if v is None else float(v) for v in (flt.min_plays, flt.max_plays))
-        must.append(qe.FieldCondition(key="plays", range=qe.RangeFloat(gte=low, lte=high)))
-    must_not = [qe.HasIdCondition(set(flt.exclude_ids))] if flt.exclude_ids else []
-    if flt.exclude_artists:
-        must_not.append(qe.FieldCondition(key="artist_key", match=qe.MatchAny(sorted(flt.exclude_artists))))
-    if not must and not must_not:
-        return None
-    return qe.Filter(must=must or None, must_not=must_not or None)
-
-
-def _edge_vector(vector):
-    if isinstance(vector, Sparse):
-        return qe.SparseVector(vector.indices.tolist(), vector.values.tolist())
-    return np.asarray(vector, dtype=np.float32).tolist()
-
-
-def _edge_query(item):
-    """A Nearest or a Recommend (best score) as an Edge query."""
-    if isinstance(item, Nearest):
-        return qe.Query.Nearest(_edge_vector(item.vector), using=item.using)
-    recommend = qe.RecommendQuery([_edge_vector(v) for v in item.positives], [_edge_vector(v) for v in item.negatives])
-    return qe.Query.RecommendBestScore(recommend, using=item.using)
 
 
 #: Threads a shard searches with (kept in its config).  Edge's default, one per CPU, reads the
@@ -232,7 +199,7 @@ class EdgeStore(Store):
     def upsert(self, name: str, ids, vectors: np.ndarray, payloads, sparse=None) -> None:
         shard = self._shard(name)
         with _writing(name):
-            for batch in point_batches(ids, vectors, payloads, sparse, UPSERT_BATCH, _edge_vector):
+            for batch in point_batches(ids, vectors, payloads, sparse, UPSERT_BATCH, edge_vector):
                 shard.update(qe.UpdateOperation.upsert_points([qe.Point(i, v, p) for i, v, p in batch]))
 
     can_copy = True
@@ -316,14 +283,14 @@ class EdgeStore(Store):
 
     # -- reading --
     def count(self, collection: str, flt: PayloadFilter | None = None) -> int:
-        return self._shard(collection).count(qe.CountRequest(filter=_edge_filter(flt), exact=True))
+        return self._shard(collection).count(qe.CountRequest(filter=edge_filter(flt), exact=True))
 
     def exists(self, collection: str, flt: PayloadFilter) -> bool:
-        request = qe.ScrollRequest(limit=1, filter=_edge_filter(flt), with_payload=False, with_vector=False)
+        request = qe.ScrollRequest(limit=1, filter=edge_filter(flt), with_payload=False, with_vector=False)
         return bool(self._shard(collection).scroll(request)[0])
 
-    def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
-        records = self._shard(collection).retrieve([int(i) for i in ids], with_payload=True, with_vector=with_vectors)
+    def retrieve(self, collection: str, ids, with_vectors: bool = False, with_payload: bool = True) -> dict[int, Point]:
+        records = self._shard(collection).retrieve([int(i) for i in ids], with_payload=with_payload, with_vector=with_vectors)
         return {int(r.id): Point.from_record(r, with_vectors) for r in records}
 
     def scroll_ids(self, collection: str) -> list[int]:
@@ -343,7 +310,7 @@ class EdgeStore(Store):
         read_through(files)
 
     def search_text(self, collection: str, field: str, text: str, limit: int, flt: PayloadFilter | None = None) -> list[Hit]:
-        request = qe.QueryRequest(limit=limit, query=qe.TextQuery(field, text), filter=_edge_filter(flt), with_payload=True)
+        request = qe.QueryRequest(limit=limit, query=qe.TextQuery(field, text), filter=edge_filter(flt), with_payload=True)
         shard = self._shard(collection)
         try:
             points = shard.query(request)
@@ -354,7 +321,7 @@ class EdgeStore(Store):
         return [Hit(int(p.id), float(p.score), p.payload) for p in points]
 
     def facet(self, collection: str, key: str, limit: int, flt: PayloadFilter | None = None) -> list[tuple[str, int]]:
-        hits = self._shard(collection).facet(qe.FacetRequest(key, limit=limit, exact=True, filter=_edge_filter(flt))).hits
+        hits = self._shard(collection).facet(qe.FacetRequest(key, limit=limit, exact=True, filter=edge_filter(flt))).hits
         return sorted(((h.value, int(h.count)) for h in hits), key=lambda vc: (-vc[1], vc[0]))
 
     def quantization(self, collection: str) -> str | None:
@@ -366,29 +333,14 @@ class EdgeStore(Store):
             raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first") from None
         return (config.get("scalar") or {}).get("type")
 
-    def search(self, collection: str, request: Search) -> list[Hit]:
+    def _query(self, collection: str, request: Search) -> list[Hit]:
         limit = request.limit
         request, excluded = request.over_asked()
-        flt = _edge_filter(request.filter)
-        index = index_settings(collection)
-        quantization = qe.QuantizationSearchParams(**quantization_params(index, request))
-        params = qe.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=quantization)
-        lists = [_edge_query(n) for n in request.lists]
-        if request.fusion is None:
-            (query,) = lists
-            stage = dict(query=query, params=params)
-        else:
-            fusion = request.fusion
-            prefetches = [qe.Prefetch(limit=request.depth, query=q, filter=flt, params=params) for q in lists]
-            fused = qe.Fusion.Rrf(k=fusion.k, weights=list(fusion.weights) if fusion.weights else None) if fusion.method == "rrf" else qe.Fusion.Dbsf()
-            stage = dict(prefetches=prefetches, query=fused)
-        if request.diversify is not None:  # MMR over the first candidates of the query above
-            mmr = request.diversify
-            stage = dict(prefetches=[qe.Prefetch(limit=mmr.candidates, filter=flt, **stage)],
-                         query=qe.Mmr(_edge_vector(mmr.vector), 1.0 - mmr.diversity, mmr.candidates))
-        query_request = qe.QueryRequest(limit=request.limit, filter=_edge_filter(request.final_filter(excluded)), with_payload=True, **stage)
-        hits = [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(query_request)]
-        return left_out(hits, excluded, limit)
+        points = self._shard(collection).query(query_request(request, index_settings(collection)))
+        return left_out([Hit(int(p.id), float(p.score), p.payload) for p in points], excluded, limit)
+
+    def _mmr(self, collection: str, mmr: Diversify, ids: Sequence[int], limit: int) -> list[Hit]:
+        return [Hit(int(p.id), float(p.score), p.payload) for p in self._shard(collection).query(mmr_request(mmr, ids, limit))]
 
     def close(self) -> None:
         for shard in self._shards.values():

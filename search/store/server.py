@@ -15,7 +15,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as qm
 
 from search.contract import INT8_QUANTILE, NAME_FIELD, Layout, index_settings, INTEGER_INDEXED_FIELDS, KEYWORD_INDEXED_FIELDS, TEXT_INDEXED_FIELDS, SongSearchError, StoreUnavailableError
-from search.store import Hit, Nearest, PayloadFilter, Point, Search, Sparse, Store, error_line, left_out, point_batches, quantization_params
+from search.store import Diversify, Hit, Nearest, PayloadFilter, Point, Recommend, Search, Sparse, Store, error_line, left_out, point_batches, quantization_params
 
 UPSERT_BATCH = 1000
 
@@ -53,6 +53,16 @@ def _client_query(item):
         positive=[_client_vector(v) for v in item.positives], negative=[_client_vector(v) for v in item.negatives],
         strategy=qm.RecommendStrategy.BEST_SCORE,
     ))
+
+
+def _client_list(item, flt, params, limit: int) -> qm.Prefetch:
+    """One ranked list as a stage: the filter on the stage that scans (a filter on a stage over
+    prefetched points is checked against every point), so a Recommend ``among`` its centre's
+    nearest leaves it to that prefetch."""
+    if isinstance(item, Recommend) and item.among:
+        among = qm.Prefetch(query=_client_query(item.centre), using=item.using, limit=item.among, filter=flt, params=params)
+        return qm.Prefetch(query=_client_query(item), using=item.using, limit=limit, prefetch=among)
+    return qm.Prefetch(query=_client_query(item), using=item.using, limit=limit, filter=flt, params=params)
 
 
 def _one_line_errors(method):
@@ -188,8 +198,8 @@ class ServerStore(Store):
         return bool(points)
 
     @_one_line_errors
-    def retrieve(self, collection: str, ids, with_vectors: bool = False) -> dict[int, Point]:
-        records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=True, with_vectors=with_vectors)
+    def retrieve(self, collection: str, ids, with_vectors: bool = False, with_payload: bool = True) -> dict[int, Point]:
+        records = self.client.retrieve(collection, [int(i) for i in ids], with_payload=with_payload, with_vectors=with_vectors)
         return {int(r.id): Point.from_record(r, with_vectors) for r in records}
 
     @_one_line_errors
@@ -218,7 +228,7 @@ class ServerStore(Store):
         return (self.client.get_collection(collection).config.metadata or {}).get("quantization")
 
     @_one_line_errors
-    def search(self, collection: str, request: Search) -> list[Hit]:
+    def _query(self, collection: str, request: Search) -> list[Hit]:
         limit = request.limit
         request, excluded = request.over_asked()
         flt = _client_filter(request.filter)
@@ -226,32 +236,31 @@ class ServerStore(Store):
         quantization = qm.QuantizationSearchParams(**quantization_params(index, request))
         params = qm.SearchParams(hnsw_ef=index.hnsw_ef, exact=request.exact, quantization=quantization)
         if request.fusion is None:
-            (nearest,) = request.lists
-            query, using, prefetch = _client_query(nearest), nearest.using, None
+            (item,) = request.lists
+            stage = _client_list(item, flt, params, request.limit)
+            query = dict(query=stage.query, using=stage.using, prefetch=stage.prefetch, query_filter=stage.filter, search_params=stage.params)
         else:
-            fusion, using = request.fusion, None
-            prefetch = [
-                qm.Prefetch(query=_client_query(n), using=n.using, limit=request.depth, filter=flt, params=params)
-                for n in request.lists
-            ]
-            query = (
+            fusion = request.fusion
+            fused = (
                 qm.RrfQuery(rrf=qm.Rrf(k=fusion.k, weights=list(fusion.weights) if fusion.weights else None))
                 if fusion.method == "rrf"
                 else qm.FusionQuery(fusion=qm.Fusion.DBSF)
             )
-        if request.diversify is not None:  # MMR over the first candidates of the query above
-            mmr = request.diversify
-            prefetch = [qm.Prefetch(prefetch=prefetch, query=query, using=using, limit=mmr.candidates, filter=flt, params=params)]
-            query = qm.NearestQuery(nearest=_client_vector(mmr.vector), mmr=qm.Mmr(diversity=mmr.diversity, candidates_limit=mmr.candidates))
-            using = None
+            query = dict(query=fused, prefetch=[_client_list(n, flt, params, request.depth) for n in request.lists])
         with warnings.catch_warnings():
             # local mode (tests) always searches exactly and says so; a server uses the params
             warnings.simplefilter("ignore", UserWarning)
-            points = self.client.query_points(
-                collection, query=query, using=using, prefetch=prefetch, query_filter=_client_filter(request.final_filter(excluded)),
-                limit=request.limit, with_payload=True, search_params=params,
-            ).points
+            points = self.client.query_points(collection, limit=request.limit, with_payload=True, **query).points
         return left_out([Hit(int(p.id), float(p.score), p.payload) for p in points], excluded, limit)
+
+    @_one_line_errors
+    def _mmr(self, collection: str, mmr: Diversify, ids: Sequence[int], limit: int) -> list[Hit]:
+        points = self.client.query_points(
+            collection, query=qm.NearestQuery(nearest=_client_vector(mmr.vector), mmr=qm.Mmr(diversity=mmr.diversity, candidates_limit=len(ids))),
+            query_filter=qm.Filter(must=[qm.HasIdCondition(has_id=list(ids))]), limit=limit, with_payload=True,
+            search_params=qm.SearchParams(exact=True, quantization=qm.QuantizationSearchParams(ignore=True)),
+        ).points
+        return [Hit(int(p.id), float(p.score), p.payload) for p in points]
 
     def close(self) -> None:
         self.client.close()
