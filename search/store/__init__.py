@@ -231,12 +231,13 @@ class Reader(ABC):
         mmr = request.diversify
         if mmr is None:
             return self._query(collection, request)
-        candidates = self._query(collection, replace(request, limit=mmr.candidates, diversify=None))
+        candidates = self._query(collection, replace(request, limit=mmr.candidates, diversify=None), with_payload=False)
         return self._mmr(collection, mmr, [h.song_id for h in candidates], request.limit) if candidates else []
 
     @abstractmethod
-    def _query(self, collection: str, request: Search) -> list[Hit]:
-        """:meth:`search` without ``request.diversify``: one Qdrant query."""
+    def _query(self, collection: str, request: Search, with_payload: bool = True) -> list[Hit]:
+        """:meth:`search` without ``request.diversify``: one Qdrant query (hits without payloads
+        unless ``with_payload``)."""
 
     @abstractmethod
     def _mmr(self, collection: str, mmr: Diversify, ids: Sequence[int], limit: int) -> list[Hit]:

@@ -333,10 +333,10 @@ class EdgeStore(Store):
             raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first") from None
         return (config.get("scalar") or {}).get("type")
 
-    def _query(self, collection: str, request: Search) -> list[Hit]:
+    def _query(self, collection: str, request: Search, with_payload: bool = True) -> list[Hit]:
         limit = request.limit
         request, excluded = request.over_asked()
-        points = self._shard(collection).query(query_request(request, index_settings(collection)))
+        points = self._shard(collection).query(query_request(request, index_settings(collection), with_payload))
         return left_out([Hit(int(p.id), float(p.score), p.payload) for p in points], excluded, limit)
 
     def _mmr(self, collection: str, mmr: Diversify, ids: Sequence[int], limit: int) -> list[Hit]:

@@ -228,7 +228,7 @@ class ServerStore(Store):
         return (self.client.get_collection(collection).config.metadata or {}).get("quantization")
 
     @_one_line_errors
-    def _query(self, collection: str, request: Search) -> list[Hit]:
+    def _query(self, collection: str, request: Search, with_payload: bool = True) -> list[Hit]:
         limit = request.limit
         request, excluded = request.over_asked()
         flt = _client_filter(request.filter)
@@ -250,7 +250,7 @@ class ServerStore(Store):
         with warnings.catch_warnings():
             # local mode (tests) always searches exactly and says so; a server uses the params
             warnings.simplefilter("ignore", UserWarning)
-            points = self.client.query_points(collection, limit=request.limit, with_payload=True, **query).points
+            points = self.client.query_points(collection, limit=request.limit, with_payload=with_payload, **query).points
         return left_out([Hit(int(p.id), float(p.score), p.payload) for p in points], excluded, limit)
 
     @_one_line_errors
