@@ -74,8 +74,12 @@ class _EpochProgress(CallbackAny2Vec):
         self.bar.update(1)
 
 
-def _sentences(playlists: list[list[int]]) -> list[list[str]]:
-    return [[str(song) for song in playlist] for playlist in playlists]
+def _sentences(playlists: list[list[int]], model: Word2Vec | None = None) -> list[list]:
+    """The playlists as sentences of the model's vocabulary keys: song ids as they are (no copy
+    of the corpus in memory), or as strings for a model trained before keys were ints."""
+    if model is not None and model.wv.index_to_key and isinstance(model.wv.index_to_key[0], str):
+        return [[str(song) for song in playlist] for playlist in playlists]
+    return playlists
 
 
 def train_word2vec(playlists: list[list[int]], settings: W2VSettings, progress=None) -> Word2Vec:
@@ -94,7 +98,7 @@ def continue_training(model: Word2Vec, playlists: list[list[int]], progress=None
     corpus-sized ``sample`` would throw away ~95 % of a small update (every
     song looks frequent in 300 playlists), so the update trains on every play.
     """
-    sentences = _sentences(playlists)
+    sentences = _sentences(playlists, model)
     corpus_sample, model.sample = model.sample, 0.0
     try:
         model.build_vocab(sentences, update=True)

@@ -213,6 +213,7 @@ def bridge_probe(reader: Reader, w2v: str, meta: str, meta_vector: np.ndarray, e
     """A Word2Vec vector for a song known by metadata only: the weighted mean of the Word2Vec
     vectors of its nearest metadata neighbours (softmax of their cosines at ``temperature``)."""
     hits = reader.search(meta, Search((Nearest(meta_vector),), BRIDGE_NEIGHBOURS, PayloadFilter().without_ids(exclude)))
+    hits = sorted(hits, key=lambda h: (-h.score, h.song_id))  # tied neighbours summed in one order, whatever the engine's
     found = reader.retrieve(w2v, [h.song_id for h in hits], with_vectors=True, with_payload=False)
     pairs = [(found[h.song_id].vector, h.score) for h in hits if h.song_id in found]
     if not pairs:

@@ -318,6 +318,21 @@ def test_an_update_trains_on_every_play_of_its_playlists(planted, home_settings)
     assert model.sample == TEST_W2V.sample
 
 
+def test_models_key_songs_by_id_and_an_update_continues_a_model_keyed_by_strings(planted, home_settings):
+    """Song ids are the vocabulary as they are (no string copy of the corpus); a model saved
+    before, keyed by strings, still takes an update: its new songs are keyed as its old ones."""
+    from gensim.models import Word2Vec
+
+    from ingest.train import continue_training, train_word2vec
+
+    playlists = [[0, 1, 2, 3], [4, 5, 6, 7], [0, 2, 4, 6]] * 5
+    model = train_word2vec(playlists, TEST_W2V)
+    assert sorted(model.wv.index_to_key) == list(range(8))
+    old = Word2Vec(sentences=[[str(s) for s in p] for p in playlists], vector_size=4, min_count=1, workers=1, seed=1)
+    continue_training(old, [[0, 1, 48], [48, 2, 3]])
+    assert set(old.wv.index_to_key) == {str(s) for s in range(8)} | {"48"}
+
+
 def test_a_failure_after_the_switch_keeps_the_live_model_files(planted, home_settings, store, monkeypatch):
     ingest_planted(planted, home_settings, store)
 
