@@ -224,7 +224,10 @@ def earlier(results: list[dict]) -> list[str]:
     again = [r for r in results if "previous" in r]
     if not again:
         return []
-    rows = [[name, *(f"{r['previous']['stages'].get(name, [0, 0])[1]:.0f} / {r['stages'].get(name, [0, 0])[1]:.0f}" for r in again)]
+    def peak(stages: dict, name: str) -> str:
+        return f"{stages[name][1]:.0f}" if name in stages else "-"  # a stage the code of then or now did not have
+
+    rows = [[name, *(f"{peak(r['previous']['stages'], name)} / {peak(r['stages'], name)}" for r in again)]
             for name in dict.fromkeys(n for r in again for n in r["stages"])]
     rows.append(["whole ingest", *(f"{r['previous']['peak_rss_mib']:.0f} / {r['peak_rss_mib']:.0f}" for r in again)])
     head = [f"{r['factor']}x {r['layout']}: {r['previous'].get('commit', 'earlier')} / {r['commit']}" for r in again]
