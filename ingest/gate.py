@@ -3,6 +3,14 @@ measured on a seeded held-out split before anything is written."""
 
 from __future__ import annotations
 
+import ctypes
+import os
+import pickle
+import resource
+import signal
+import subprocess
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Mapping
@@ -13,6 +21,7 @@ from ingest.evaluation.metrics import HEADLINE_K, METRICS, chance_coplay, score
 from ingest.evaluation.served import ServedModel
 from ingest.evaluation.split import prepare
 from ingest.train import W2VSettings, train_word2vec
+from search.contract import SongSearchError
 
 GATE_METRIC = f"coplay@{HEADLINE_K}"
 #: A new model may be at most this much (relative) worse than the live one on GATE_METRIC.
@@ -99,7 +108,7 @@ def quality_gate(
     train_seconds = time.perf_counter() - t
     k = protocol.k
     ks = (k,)
-    with ServedModel(dataset, data, model) as served:
+    with ServedModel(dataset, data, model, payload_indexes=False) as served:
         answers = served.answers(data.queries.song, k, lambda search, song: search.similar(song, limit=k))
         w2v_answers = served.answers(data.queries.song, k, lambda search, song: search.similar(song, limit=k, evidence="w2v"))
     row = score("default", answers, data, data.queries, ks)
@@ -134,3 +143,64 @@ def quality_gate(
         passed, reason = True, f"{metric} {value:.4f} beats max(popularity, chance) ({floor:.4f}); {why}"
     metrics["protocol_version"] = protocol.version
     return GateVerdict(passed, reason, metric, value, live_value, margin, change, floor, metrics, asdict(protocol), time.perf_counter() - start)
+
+
+class GateProcess:
+    """:func:`quality_gate` in a process of its own, started now: its store building and its
+    queries hold a GIL, which the writing of the version beside it needs as much.
+
+    A fresh interpreter (not multiprocessing's, which would import the caller's main script
+    again) reads its arguments as a pickle on stdin and writes back the verdict and its peak RSS
+    (MiB).  :meth:`result` waits for them; :meth:`stop` ends the gate early (a failed ingest)."""
+
+    def __init__(self, dataset: Dataset, settings: W2VSettings, live_metrics: Mapping | None):
+        self._process = subprocess.Popen(
+            [sys.executable, "-c", "from ingest.gate import gate_process; gate_process()"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},  # the modules this process runs
+        )
+        arguments = pickle.dumps((dataset, settings, live_metrics), protocol=pickle.HIGHEST_PROTOCOL)
+        # written from a thread: the new interpreter reads only once it has started
+        self._writer = threading.Thread(target=self._write, args=(arguments,), name="songsearch-gate-input", daemon=True)
+        self._writer.start()
+
+    def _write(self, arguments: bytes) -> None:
+        try:
+            with self._process.stdin:
+                self._process.stdin.write(arguments)
+        except (BrokenPipeError, ValueError):  # it died or was stopped: result() says so
+            pass
+
+    def result(self) -> tuple[GateVerdict, float]:
+        answer = self._process.stdout.read()
+        self._process.wait()
+        self._writer.join()
+        try:
+            outcome = pickle.loads(answer)
+        except Exception:  # noqa: BLE001 - nothing, or half an answer
+            outcome = SongSearchError(f"the quality gate's process ended without a verdict (exit code {self._process.returncode}): nothing published")
+        if isinstance(outcome, BaseException):
+            raise outcome
+        return outcome
+
+    def stop(self) -> None:
+        if self._process.poll() is None:
+            self._process.kill()
+        self._process.wait()
+        self._process.stdout.close()
+        self._writer.join()
+
+
+def gate_process() -> None:
+    """The gate process's main: arguments from stdin, the answer (or the error) to stdout."""
+    if sys.platform.startswith("linux"):  # killed with its ingest (kill -9 included), not orphaned
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the ingest's to handle: it stops this
+    answer, sys.stdout = sys.stdout.buffer, sys.stderr  # nothing but the answer goes to stdout
+    try:
+        dataset, settings, live_metrics = pickle.load(sys.stdin.buffer)
+        outcome = (quality_gate(dataset, settings, live_metrics), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    except Exception as exc:  # noqa: BLE001 - handed to the ingest, which reports it
+        outcome = exc if isinstance(exc, SongSearchError) else SongSearchError(f"quality gate: {type(exc).__name__}: {exc}")
+    answer.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))
+    answer.flush()

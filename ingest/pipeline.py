@@ -12,7 +12,6 @@ import hashlib
 import sys
 import tempfile
 import time
-from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from ingest import janitor
 from ingest import publish as pub
 from ingest.collections import meta_collection, song_payloads, w2v_collection
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
-from ingest.gate import GateVerdict, quality_gate
+from ingest.gate import GateProcess, GateVerdict
 from ingest.model_dir import ModelDir
 from ingest.train import W2VSettings, continue_training, train_word2vec
 from search.contract import META_ALIAS, W2V_ALIAS, Layout, Settings, SongSearchError, physical_name
@@ -37,6 +36,8 @@ from search.store.files import check_free
 MODEL_BYTES_PER_DIMENSION = 10
 GATE_BYTES_PER_SONG = 2000
 MARGIN_BYTES = 16 << 20
+#: the stage that waits for the quality gate (it runs from the start, in its own process)
+GATE_STAGE = "quality gate (wait)"
 
 
 @dataclass
@@ -103,27 +104,6 @@ def _bar(show: bool, desc: str, total: int | None = None, unit: str = "it"):
     return tqdm(total=total, desc=desc, unit=unit, disable=not show, file=sys.stderr, leave=False)
 
 
-class _Background:
-    """A call running on its own thread from now on; it advances ``self`` (``update(n)``, like a
-    bar), and :meth:`result` waits for it, moving a real bar meanwhile."""
-
-    def __init__(self, call, *args):
-        self.n = 0
-        pool = ThreadPoolExecutor(1, thread_name_prefix="ingest-background")
-        self._future: Future = pool.submit(call, *args, self)
-        pool.shutdown(wait=False)  # the thread ends with its one task
-
-    def update(self, n: int = 1) -> None:
-        self.n += n
-
-    def result(self, bar=None):
-        while not self._future.done():
-            wait([self._future], timeout=0.2)
-            if bar is not None:
-                bar.update(self.n - bar.n)
-        return self._future.result()
-
-
 def _live_digests(settings: Settings, store: Store, layout: Layout) -> tuple[str, dict] | None:
     """The live version and the point digests its ingest recorded, if both are here and the live
     collections are laid out as ``layout`` (a copy of them would keep theirs)."""
@@ -135,9 +115,13 @@ def _live_digests(settings: Settings, store: Store, layout: Layout) -> tuple[str
 
 
 def publish_model(
-    run: _Run, catalogue: Catalogue, playlists: list[list[int]], fingerprint: str, model, w2v: W2VSettings, quality: GateVerdict | None
+    run: _Run, catalogue: Catalogue, playlists: list[list[int]], fingerprint: str, model, w2v: W2VSettings,
+    gate: GateProcess | None = None, force: bool = False,
 ) -> IngestReport:
-    """Everything after training: embeddings, new collections, checks, the alias switch."""
+    """Everything after training: embeddings, new collections, checks, the alias switch.
+
+    ``gate`` (full ingests) is the quality gate running beside: its verdict is waited for once
+    songs_w2v is written, and a refusal (unless ``force``) removes what was written."""
     report, settings, store, encoder = run.report, run.settings, run.store, run.encoder
     stage = run.stage
     version = report.version
@@ -148,8 +132,6 @@ def publish_model(
             model_dir.save_catalogue(catalogue)
             model_dir.save_playlists(playlists)
             model_dir.save_layout(report.layout)
-            if quality is not None:
-                model_dir.save_quality(quality.to_dict())
         live = _live_digests(settings, store, report.layout)
         collections, digests = {}, {}
 
@@ -167,6 +149,13 @@ def publish_model(
             payloads = song_payloads(catalogue)
             collections[W2V_ALIAS] = w2v_collection(catalogue, playlists, model, payloads)
         write(W2V_ALIAS)
+        if gate is not None:
+            with stage(GATE_STAGE):
+                report.gate, gate_peak = gate.result()
+            report.peak_rss_mib[GATE_STAGE] = gate_peak  # the gate process's own: the two add up
+            if not report.gate.passed and not force:
+                raise SongSearchError(f"{report.gate.summary()}: nothing published (--force publishes anyway)")
+            model_dir.save_quality(report.gate.to_dict())
         with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
             collections[META_ALIAS] = meta_collection(catalogue, encoder, payloads, bar)
             if encoder.cache is not None and encoder.encoded_titles:
@@ -252,8 +241,9 @@ def run_ingest(
 ) -> IngestReport:
     """Full ingest: read, check quality, train, encode, upsert both collections, publish.
 
-    The quality gate runs first: a model clearly worse than the live one (or
-    than popularity) is refused before anything is written, unless ``force``.
+    The quality gate runs beside the writing: a model clearly worse than the live one (or
+    than popularity) is refused, and what was written removed, before anything is published,
+    unless ``force``.
     ``layout`` says how the new collections are stored (quantization; shards and replicas on a server).
     """
     w2v = w2v or W2VSettings()
@@ -264,20 +254,18 @@ def run_ingest(
         run.report.songs, run.report.playlists = len(dataset.songs), len(dataset.playlists)
         run.report.problems = dataset.problems
         run.check_space(len(dataset.songs), w2v.vector_size, gate=True)
-        # neither the titles nor the model being published wait for the gate: both are
-        # made beside it (the gate's single-threaded parts leave a core idle), and only
-        # written once it has passed
+        # The gate trains and measures its own model in its own process meanwhile, and the
+        # titles are encoded beside both; nothing is published before the gate has passed.
+        live = pub.live_version(run.store)
+        live_metrics = ModelDir.of(run.settings, live).quality_metrics() if live else None
+        gate = GateProcess(dataset, w2v, live_metrics)
         run.encoder.prefetch([song.title for song in dataset.songs.values()])
-        training = _Background(train_word2vec, dataset.playlists, w2v)
-        with run.stage("quality gate"):
-            live = pub.live_version(run.store)
-            live_metrics = ModelDir.of(run.settings, live).quality_metrics() if live else None
-            run.report.gate = quality_gate(dataset, w2v, live_metrics)
-        with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
-            model = training.result(bar)
-        if not run.report.gate.passed and not force:
-            raise SongSearchError(f"{run.report.gate.summary()}: nothing published (--force publishes anyway)")
-        return publish_model(run, dataset.catalogue(), dataset.playlists, dataset.fingerprint, model, w2v, run.report.gate)
+        try:
+            with run.stage("train word2vec"), run.bar("training word2vec", w2v.epochs, "epoch") as bar:
+                model = train_word2vec(dataset.playlists, w2v, bar)
+            return publish_model(run, dataset.catalogue(), dataset.playlists, dataset.fingerprint, model, w2v, gate, force)
+        finally:
+            gate.stop()  # a failed ingest does not wait for it
 
 
 def _read_update(playlists_file: Path, songs_file: Path | None, catalogue: Catalogue) -> tuple[list[list[int]], dict[int, Song], str]:
@@ -332,7 +320,7 @@ def run_update(
         with run.stage("train word2vec"), run.bar("training word2vec", model.epochs, "epoch") as bar:
             continue_training(model, playlists, bar)
         fingerprint = hashlib.sha256((fingerprint + update_digest).encode()).hexdigest()[:16]
-        report = publish_model(run, catalogue, trained_on + playlists, fingerprint, model, w2v, None)
+        report = publish_model(run, catalogue, trained_on + playlists, fingerprint, model, w2v)
         # same recipe, more data: the next full ingest is judged against the live numbers
         live_dir.copy_quality_to(ModelDir.of(run.settings, report.version))
         return report

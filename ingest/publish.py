@@ -56,20 +56,22 @@ def write_collection(
     store: Store,
     name: str,
     data: CollectionData,
-    digests: dict[int, str],
+    digests: dict[int, str] | None = None,
     base: tuple[str, dict[int, str]] | None = None,
     progress=None,
     layout: Layout = Layout(),
+    payload_indexes: bool = True,
 ) -> int:
     """Write ``data`` as collection ``name``; returns how many points were written.
 
     A new collection is created with ``layout``; with ``base`` (a live collection of the same
-    layout, and its point digests), a backend that can
+    layout, and its point digests) and ``data``'s ``digests``, a backend that can
     copy collections starts from a copy when few points changed, and writes
     only new or moved vectors and changed payloads: a re-ingest with unchanged
-    metadata writes nothing, an update only what its playlists touched.
+    metadata writes nothing, an update only what its playlists touched.  Without
+    ``payload_indexes`` a new collection answers no faster when filtered (the gate asks no filter).
     """
-    if base is not None:
+    if base is not None and digests is not None:
         base_name, base_digests = base
         upserts, payload_only = [], []
         for row, song_id in enumerate(data.ids):
@@ -94,7 +96,7 @@ def write_collection(
     _upsert(store, name, data, range(len(data.ids)), progress)
     if progress is not None:
         progress.set_description(f"indexing {name}")
-    store.finish_collection(name)
+    store.finish_collection(name, payload_indexes=payload_indexes)
     return len(data.ids)
 
 

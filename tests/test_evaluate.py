@@ -4,6 +4,7 @@ the publish gate, the report, and the `ingest evaluate` / `ingest tune` commands
 from __future__ import annotations
 
 import json
+from dataclasses import asdict
 import math
 
 import numpy as np
@@ -19,7 +20,10 @@ from ingest.evaluation.baselines import ItemItem, RP3Beta, popularity_answers
 from ingest.evaluation.runner import evaluate
 from ingest.evaluation.split import prepare, split_playlists
 from ingest.evaluation.tags import is_generic_tag
-from ingest.gate import FLOOR_LIFT, GATE_MARGIN, GATE_METRIC, GateProtocol, quality_gate
+from ingest.evaluation.served import VERSION, ServedModel
+from ingest.gate import FLOOR_LIFT, GATE_MARGIN, GATE_METRIC, GateProcess, GateProtocol, quality_gate
+from ingest.train import train_word2vec
+from search.contract import W2V_ALIAS, SongSearchError, physical_name
 from ingest.model_dir import ModelDir
 from search.encoder import MetadataEncoder
 from search.query import DEFAULT_FUSION
@@ -255,6 +259,35 @@ def test_gate_refuses_a_broken_model(planted_dataset, good):
     assert not bad.passed and "Word2Vec alone" in bad.reason, bad.reason
     assert bad.metrics[w2v] < good.metrics[w2v] * (1 - GATE_MARGIN)
     assert bad.metrics[w2v] <= bad.floor * (1 + FLOOR_LIFT) < good.metrics[w2v]
+
+
+def test_the_gates_store_answers_as_it_does_with_the_payload_indexes(planted_dataset):
+    """The gate leaves out the payload indexes (only filters use them): adding them to its store
+    changes no answer.  (Two builds of one store can differ where int8 rounding meets a tie.)"""
+    data = prepare(planted_dataset, queries=200, cold=0)
+    model = train_word2vec(data.train_sentences(), TEST_W2V)
+    songs = np.unique(data.queries.song)
+    asks = {"fused": lambda search, song: search.similar(song, limit=10),
+            "w2v": lambda search, song: search.similar(song, limit=10, evidence="w2v")}
+    with ServedModel(planted_dataset, data, model, payload_indexes=False) as gate:
+        name = physical_name(W2V_ALIAS, VERSION)
+        without = {ask: gate.answers(songs, 10, asks[ask]) for ask in asks}
+        indexed = lambda: set(gate.store._shard(name).info().payload_schema)  # noqa: E731 - the engine's own account
+        assert indexed() == set()
+        gate.store.finish_collection(name, reindex=False)
+        assert indexed() >= {"artist_key", "tags", "plays"}
+        for ask in asks:
+            assert np.array_equal(without[ask], gate.answers(songs, 10, asks[ask])), ask
+
+
+def test_the_gate_process_gives_the_gates_verdict_and_its_errors_in_one_line(planted_dataset, good):
+    verdict, peak_mib = GateProcess(planted_dataset, TEST_W2V, good.metrics).result()
+    assert verdict.passed and verdict.live_value == good.value and "vs live" in verdict.reason
+    assert verdict.metric == good.metric and verdict.protocol == asdict(GateProtocol()) and peak_mib > 50
+    # what fails in the gate's process is raised here, in one line
+    damaged = Dataset({1: Song("a", "b", [])}, [[1, None]], "damaged", "0")
+    with pytest.raises(SongSearchError, match=r"^quality gate: KeyError: None$"):
+        GateProcess(damaged, TEST_W2V, None).result()
 
 
 # --------------------------------------------------------------------------- report and commands

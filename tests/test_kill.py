@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 #: where each stage is killed: code run in the ingest's process before it starts
 STAGES = {
-    # the gate's throwaway store is in the system temp directory
-    "quality gate": "import ingest.evaluation.served as m\nm.ServedModel.answers = die",
+    # songs_w2v is written; the gate, in its own process, builds its throwaway store in the
+    # system temp directory: it dies with the ingest
+    "quality gate": "import ingest.gate as m\nm.GateProcess.result = lambda self: (time.sleep(1), die())",
     "save model": "import ingest.model_dir as m\nm.ModelDir.save_catalogue = die",
     "encode metadata": "import ingest.pipeline as m\nm.meta_collection = die",
     # the same data again: the embedded store copies the live collections
@@ -36,7 +38,7 @@ STAGES = {
 }
 
 SCRIPT = """
-import os, signal, sys
+import os, signal, sys, time
 from pathlib import Path
 sys.path.insert(0, {root!r})
 from search.contract import Settings
@@ -64,6 +66,20 @@ def leftovers(settings: Settings, pid: int) -> list[str]:
     found += [str(p) for p in settings.embedded_dir.rglob(".*")]
     found += [str(p) for p in settings.models_dir.iterdir() if p.name not in present]
     found += [str(p) for p in Path(tempfile.gettempdir()).glob(f"songsearch-eval-{pid}-*")]
+    return found + [f"a quality gate process left running: {' '.join(c)}" for c in gate_processes()]
+
+
+def gate_processes() -> list[list[str]]:
+    """Command lines of quality gate processes not this test's."""
+    found = []
+    for status in Path("/proc").glob("[0-9]*/status"):
+        try:
+            parent = int(status.read_text().split("PPid:")[1].split()[0])
+            command = (status.parent / "cmdline").read_bytes().decode(errors="replace").split("\0")
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent != os.getpid() and any("gate_process()" in part for part in command):
+            found.append(command)
     return found
 
 
@@ -78,6 +94,10 @@ def test_kill_9_at_each_stage_keeps_a_live_version_and_the_next_ingest_leaves_no
     killed = subprocess.Popen([sys.executable, "-c", script], env=os.environ.copy(), stderr=subprocess.PIPE, text=True)
     _, err = killed.communicate(timeout=300)
     assert killed.returncode == -signal.SIGKILL, err
+    deadline = time.monotonic() + 10  # the gate's process gets its SIGKILL as its parent dies
+    while gate_processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert gate_processes() == []
     with open_store(settings) as store:
         serving = pub.live_version(store)
         assert serving == live or stage == "drop old versions"  # dropping comes after the switch

@@ -12,7 +12,6 @@ import os
 import shutil
 import tempfile
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable
 
@@ -36,10 +35,11 @@ class ServedModel:
     """A model trained on ``data``'s training split, published into a throwaway Qdrant Edge store.
 
     ``encoder`` None: songs_w2v only (the gate); else songs_meta too, for
-    hybrid and metadata cold start.  Use as a context manager.
+    hybrid and metadata cold start.  ``payload_indexes`` False leaves out what only filtered
+    queries use (the gate asks none: its answers are the same).  Use as a context manager.
     """
 
-    def __init__(self, dataset: Dataset, data: EvalData, model, encoder=None, root: Path | None = None):
+    def __init__(self, dataset: Dataset, data: EvalData, model, encoder=None, root: Path | None = None, payload_indexes: bool = True):
         self.data = data
         self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
         pool = data.ids[data.pool]
@@ -47,23 +47,23 @@ class ServedModel:
         collections = build_collections(catalogue, data.train_sentences(), model, encoder)
         self.store = EdgeStore(self._root / "qdrant")
         for alias, collection in collections.items():
-            pub.write_collection(self.store, physical_name(alias, VERSION), collection, collection.digests())
+            pub.write_collection(self.store, physical_name(alias, VERSION), collection, payload_indexes=payload_indexes)
         self.store.switch_aliases({alias: physical_name(alias, VERSION) for alias in collections})
         self.search = SongSearch(store=self.store, settings=Settings(home=self._root), encoder=encoder)
 
     def answers(self, songs: np.ndarray, k: int, ask: Callable[[SongSearch, int], Answer]) -> np.ndarray:
         """(queries x k) catalogue indexes answered by ``ask(search, song id)`` for each query song
-        (a catalogue index); -1 pads short answers.  Each distinct song is asked once, on
-        as many threads as there are cores (Qdrant Edge answers without holding the GIL)."""
+        (a catalogue index); -1 pads short answers.  Each distinct song is asked once, on this
+        thread: a Qdrant Edge query holds the GIL, so more threads only contend."""
         unique, inverse = np.unique(songs, return_inverse=True)
         out = np.full((len(unique), k), -1, dtype=np.int64)
 
         def answer(song: int) -> list[int]:
             return list(ask(self.search, int(self.data.ids[song])).ids[:k])
 
-        with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
-            for row, ids in enumerate(pool.map(answer, unique.tolist())):
-                out[row, : len(ids)] = np.searchsorted(self.data.ids, ids)
+        for row, song in enumerate(unique.tolist()):
+            ids = answer(song)
+            out[row, : len(ids)] = np.searchsorted(self.data.ids, ids)
         return out[inverse]
 
     def close(self) -> None:

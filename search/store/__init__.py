@@ -297,8 +297,9 @@ class Writer(ABC):
         """Replace the payloads of existing points, leaving their vectors (and the index) alone."""
 
     @abstractmethod
-    def finish_collection(self, name: str, reindex: bool = True) -> None:
-        """Make the written points durable (and, with ``reindex``, fully indexed), ready to serve."""
+    def finish_collection(self, name: str, reindex: bool = True, payload_indexes: bool = True) -> None:
+        """Make the written points durable (and, with ``reindex``, fully indexed), ready to serve;
+        with ``payload_indexes``, the contract's payload indexes (only filters use them)."""
 
     def copy_collection(self, source: str, target: str) -> None:
         """Copy a whole collection (only where :attr:`can_copy`)."""

@@ -223,18 +223,21 @@ class EdgeStore(Store):
             for song_id, payload in zip(ids, payloads):
                 shard.update(qe.UpdateOperation.overwrite_payload([int(song_id)], payload))
 
-    def finish_collection(self, name: str, reindex: bool = True) -> None:
+    def finish_collection(self, name: str, reindex: bool = True, payload_indexes: bool = True) -> None:
         with _writing(name):
-            self._finish(self._shard(name), reindex)
+            self._finish(self._shard(name), reindex, payload_indexes)
             # Loading a shard rewrites its config and replays its journals the first time (later
             # loads write the same bytes back): done here, no search changes a published shard
             self._shards.pop(name).close()
             self._shards[name] = qe.EdgeShard.load(str(self._collections_dir / name))
 
-    def _finish(self, shard: qe.EdgeShard, reindex: bool) -> None:
+    def _finish(self, shard: qe.EdgeShard, reindex: bool, payload_indexes: bool) -> None:
         if reindex:  # a small delta stays in a plain segment: exact search over it is cheap
             shard.flush()
             shard.optimize()
+        if not payload_indexes:
+            shard.flush()
+            return
         # payload indexes built after the optimizer, once, on the segment it made (before it,
         # they were built on the plain segment and again by the optimizer); no payload-aware
         # HNSW links: an artist has few songs, which the payload index scans exactly, and the

@@ -150,8 +150,10 @@ class ServerStore(Store):
             self.client.batch_update_points(name, operations[start : start + UPSERT_BATCH], wait=True)
 
     @_one_line_errors
-    def finish_collection(self, name: str, reindex: bool = True) -> None:
+    def finish_collection(self, name: str, reindex: bool = True, payload_indexes: bool = True) -> None:
         # the server indexes in the background as it sees fit; payload indexes are ours to ask for
+        if not payload_indexes:
+            return
         text = qm.TextIndexParams(type=qm.TextIndexType.TEXT, tokenizer=qm.TokenizerType.WORD, lowercase=True, scoring=True)
         schema = {**{f: qm.PayloadSchemaType.KEYWORD for f in KEYWORD_INDEXED_FIELDS},
                   **{f: qm.PayloadSchemaType.INTEGER for f in INTEGER_INDEXED_FIELDS},
