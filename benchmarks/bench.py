@@ -31,6 +31,9 @@ title-embedding cache), with the default settings and the embedded store.
 - Ingest: wall time of the `ingest` command, process start included. The re-ingest retrains on
   the same data (quality gate included; titles from the cache; `songs_meta` copied from the live
   version). The update adds 300 playlists resampled from the dataset, each with one of 10 new songs.
+  The quality gate runs in its own process beside training and writing; its row is the time
+  ingest still waited for the verdict, and its peak RSS is the gate process's own (the two
+  processes' peaks add up).
 - In-process: `SongSearch(warm=True)`, as `search serve` opens it, timed once its warm-up (the
   store's files read once, but the stored vectors songs_meta keeps on disk) has finished; 200
   seeded random songs of `songs_w2v`, after one warm-up call per row; `--artist` is the query
