@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from ingest import janitor
 from ingest import publish as pub
-from ingest.collections import meta_collection, song_payloads, w2v_collection
+from ingest.collections import CollectionData, meta_collection, song_payloads, w2v_collection
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
 from ingest.gate import GateProcess, GateVerdict
 from ingest.model_dir import ModelDir
-from ingest.train import W2VSettings, continue_training, train_word2vec
+from ingest.train import W2VSettings, continue_training, release_model, train_word2vec
 from search.contract import META_ALIAS, W2V_ALIAS, Layout, Settings, SongSearchError, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
@@ -120,6 +120,8 @@ def publish_model(
 ) -> IngestReport:
     """Everything after training: embeddings, new collections, checks, the alias switch.
 
+    ``model`` is saved, then released (:func:`release_model`): it is of no use afterwards.
+
     ``gate`` (full ingests) is the quality gate running beside: its verdict is waited for once
     songs_w2v is written, and a refusal (unless ``force``) removes what was written."""
     report, settings, store, encoder = run.report, run.settings, run.store, run.encoder
@@ -133,22 +135,26 @@ def publish_model(
             model_dir.save_playlists(playlists)
             model_dir.save_layout(report.layout)
         live = _live_digests(settings, store, report.layout)
-        collections, digests = {}, {}
+        digests = {}
 
-        def write(alias: str) -> None:
-            data = collections[alias]
+        def write(alias: str, data: CollectionData) -> None:
+            """Write and check one collection; its points are not kept (the next one's need the memory)."""
             with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
                 digests[alias] = data.digests()
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
-                report.written[alias] = pub.write_collection(
-                    store, physical_name(alias, version), data, digests[alias], base, bar, report.layout
-                )
+                name = physical_name(alias, version)
+                report.written[alias] = pub.write_collection(store, name, data, digests[alias], base, bar, report.layout)
+                pub.verify_collection(store, name, data)
+                store.release_except(())  # read again only by searches, once published
+            report.vectors[alias] = len(data.ids)
 
         # songs_w2v first: a background encoding of the titles (run_ingest) goes on meanwhile
         with stage("build songs_w2v"):
             payloads = song_payloads(catalogue)
-            collections[W2V_ALIAS] = w2v_collection(catalogue, playlists, model, payloads)
-        write(W2V_ALIAS)
+            w2v_data = w2v_collection(catalogue, playlists, model, payloads)
+            release_model(model)  # saved, and its vectors copied out
+        write(W2V_ALIAS, w2v_data)
+        del w2v_data
         if gate is not None:
             with stage(GATE_STAGE):
                 report.gate, gate_peak = gate.result()
@@ -157,13 +163,14 @@ def publish_model(
                 raise SongSearchError(f"{report.gate.summary()}: nothing published (--force publishes anyway)")
             model_dir.save_quality(report.gate.to_dict())
         with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
-            collections[META_ALIAS] = meta_collection(catalogue, encoder, payloads, bar)
+            meta_data = meta_collection(catalogue, encoder, payloads, bar)
             if encoder.cache is not None and encoder.encoded_titles:
                 encoder.cache.save()
-        write(META_ALIAS)
+        write(META_ALIAS, meta_data)
+        del meta_data
         model_dir.save_digests(digests)
-        with stage("verify and publish"):
-            report.dropped_versions = pub.publish(store, version, collections, run.keep)
+        with stage("publish"):
+            report.dropped_versions = pub.publish(store, version, run.keep)
     except BaseException:
         # unless the switch already happened (a failure while pruning), the live version
         # is untouched: remove what this run wrote
@@ -172,7 +179,6 @@ def publish_model(
             model_dir.remove()
         raise
     janitor.sweep(settings, store)  # the dropped versions' model files
-    report.vectors = {alias: len(data.ids) for alias, data in collections.items()}
     report.encoded_titles = encoder.encoded_titles
     return report
 

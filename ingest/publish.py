@@ -208,10 +208,8 @@ def prune(store: Store, keep: int, previous: str | None, new: str) -> list[str]:
     return doomed
 
 
-def publish(store: Store, version: str, collections: dict[str, CollectionData], keep: int) -> list[str]:
-    """Check, switch, prune; returns every version dropped."""
-    for alias, data in collections.items():
-        verify_collection(store, physical_name(alias, version), data)
+def publish(store: Store, version: str, keep: int) -> list[str]:
+    """Switch to ``version`` (its collections written and verified), prune; returns every version dropped."""
     previous = next((v.name for v in versions(store) if v.live), None)  # only a version that serves
     switch_to(store, version)
     return prune(store, keep, previous, version)

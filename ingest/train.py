@@ -107,3 +107,9 @@ def continue_training(model: Word2Vec, playlists: list[list[int]], progress=None
     finally:
         model.sample = corpus_sample  # the saved model keeps its own setting
     return trained, raw
+
+
+def release_model(model: Word2Vec) -> None:
+    """Drop a trained model's vectors and vocabulary, nearly all its memory, once it is saved and
+    its vectors copied out: the rest of an ingest needs that memory, and nothing uses it again."""
+    model.wv = model.syn1neg = model.cum_table = None
