@@ -21,6 +21,7 @@ from ingest import publish as pub
 from ingest.collections import build_collections
 from ingest.dataset import Catalogue, Dataset
 from ingest.evaluation.split import EvalData
+from ingest.train import release_model
 from search.api import Answer, SongSearch
 from search.contract import Settings, physical_name
 from search.store.edge import EdgeStore
@@ -36,15 +37,22 @@ class ServedModel:
 
     ``encoder`` None: songs_w2v only (the gate); else songs_meta too, for
     hybrid and metadata cold start.  ``payload_indexes`` False leaves out what only filtered
-    queries use (the gate asks none: its answers are the same).  Use as a context manager.
+    queries use (the gate asks none: its answers are the same); ``keep_model`` False releases
+    the model once its points are built, before they are written (the gate's peak memory).
+    Use as a context manager.
     """
 
-    def __init__(self, dataset: Dataset, data: EvalData, model, encoder=None, root: Path | None = None, payload_indexes: bool = True):
+    def __init__(
+        self, dataset: Dataset, data: EvalData, model, encoder=None, root: Path | None = None,
+        payload_indexes: bool = True, keep_model: bool = True,
+    ):
         self.data = data
         self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
         pool = data.ids[data.pool]
         catalogue = Catalogue({int(i): dataset.songs[int(i)] for i in pool.tolist()}, Counter(dict(zip(pool.tolist(), data.train_plays[data.pool].tolist()))))
         collections = build_collections(catalogue, data.train_sentences(), model, encoder)
+        if not keep_model:
+            release_model(model)
         self.store = EdgeStore(self._root / "qdrant")
         for alias, collection in collections.items():
             pub.write_collection(self.store, physical_name(alias, VERSION), collection, payload_indexes=payload_indexes)
