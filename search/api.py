@@ -169,6 +169,9 @@ class SongSearch:
     def _w2v_answer(self, probe: core.Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", label: str = "w2v", fusion: EvidenceFusion = DEFAULT_FUSION, per_artist: int | None = None, diversity: float | None = None) -> tuple[tuple[str, ...], list[Hit]]:
         """songs_w2v's answer to ``probe``, and the evidence it asked for."""
         request = core.w2v_request(probe, limit, flt, evidence, fusion, diversity)
+        if diversity and per_artist is not None:  # the cap on MMR's candidates: one MMR over ``limit``
+            capped = core.w2v_request(probe, limit, flt, evidence, fusion, diversity, most_per_artist=per_artist)
+            return core.w2v_sources(request, label), self.store.search(self._w2v, capped)
 
         def run(n: int) -> list[Hit]:
             asked = core.w2v_request(probe, n, flt, evidence, fusion, diversity, shown=limit)

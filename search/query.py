@@ -23,7 +23,7 @@ import numpy as np
 
 from search import fusion as fu
 from search.contract import COPLAY_VECTOR, ArgumentError
-from search.store import Diversify, Fusion, Hit, Nearest, PayloadFilter, Point, Reader, Recommend, Search, Sparse
+from search.store import Diversify, Fusion, Hit, Nearest, PayloadFilter, Point, Reader, Recommend, Search, Sparse, per_artist
 
 Evidence = Literal["fused", "w2v", "coplay"]
 EVIDENCE: tuple[str, ...] = ("fused", "w2v", "coplay")
@@ -155,19 +155,21 @@ def recommend_probe(likes: Sequence[Point], dislikes: Sequence[Point]) -> Probe:
     return Probe(context.vector, context.coplay, tuple(p.vector for p in likes), tuple(p.vector for p in dislikes))
 
 
-def diversify(probe: Probe, limit: int, diversity: float | None, shown: int | None = None) -> Diversify | None:
-    """MMR picking ``limit`` answers, of which ``shown`` (default: all) are shown."""
+def diversify(probe: Probe, limit: int, diversity: float | None, shown: int | None = None, most_per_artist: int | None = None) -> Diversify | None:
+    """MMR picking ``limit`` answers, of which ``shown`` (default: all) are shown, from candidates
+    with at most ``most_per_artist`` songs of one artist."""
     if not diversity:
         return None
-    return Diversify(probe.vector, diversity, max(MIN_DIVERSITY_CANDIDATES, DIVERSITY_CANDIDATES * (shown or limit), limit))
+    return Diversify(probe.vector, diversity, max(MIN_DIVERSITY_CANDIDATES, DIVERSITY_CANDIDATES * (shown or limit), limit), most_per_artist)
 
 
 def w2v_request(probe: Probe, limit: int, flt: PayloadFilter, evidence: Evidence = "fused", fusion: EvidenceFusion = DEFAULT_FUSION,
-                diversity: float | None = None, shown: int | None = None) -> Search:
+                diversity: float | None = None, shown: int | None = None, most_per_artist: int | None = None) -> Search:
     """The one Qdrant query songs_w2v answers for ``probe`` (co-play evidence only where the probe
     has it), its answers re-ranked by MMR with ``diversity``; ``shown``: how many of the ``limit``
-    answers are shown (fewer when a per-artist cap reads deeper), which MMR's candidates follow."""
-    mmr = diversify(probe, limit, diversity, shown)
+    answers are shown (fewer when a per-artist cap reads deeper), which MMR's candidates follow;
+    ``most_per_artist`` caps MMR's candidates (so MMR's answers) per artist."""
+    mmr = diversify(probe, limit, diversity, shown, most_per_artist)
     depth = fusion.depth(mmr.candidates if mmr else limit)
     dense = Recommend(probe.likes, probe.dislikes, among=RECOMMEND_AMONG * depth) if probe.likes else Nearest(probe.vector)
     coplay = Nearest(probe.coplay, COPLAY_VECTOR) if probe.coplay is not None and len(probe.coplay) else None
@@ -182,18 +184,6 @@ def w2v_request(probe: Probe, limit: int, flt: PayloadFilter, evidence: Evidence
     else:
         weights = None
     return Search((dense, coplay), limit, flt, Fusion(fusion.method, fusion.k, weights), depth, diversify=mmr)
-
-
-def per_artist(hits: Sequence[Hit], most: int) -> list[Hit]:
-    """At most ``most`` songs by one artist, in order."""
-    seen: dict[str, int] = {}
-    kept = []
-    for hit in hits:
-        artist = (hit.payload or {}).get("artist_key", "")
-        if seen.get(artist, 0) < most:
-            seen[artist] = seen.get(artist, 0) + 1
-            kept.append(hit)
-    return kept
 
 
 def capped(run: Callable[[int], list[Hit]], limit: int, most: int | None) -> list[Hit]:

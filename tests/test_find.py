@@ -119,6 +119,10 @@ def test_per_artist_caps_and_still_fills_the_limit(songs):
     assert len(capped) == 8 and len({r.artist for r in capped}) == 8  # the loop read past group 0's two artists
     two = s.recommend([24], limit=6, per_artist=2)
     assert len(two) == 6 and max(list(r.artist for r in two).count(a) for a in {r.artist for r in two}) <= 2
+    # with diversity the cap holds on MMR's candidates, read deeper too until the limit fills
+    for call in (lambda **k: s.similar(0, **k), lambda **k: s.recommend([24], dislike=[3], **k)):
+        diverse = call(limit=8, per_artist=1, diversity=0.5)
+        assert len(diverse) == 8 and len({r.artist for r in diverse}) == 8
     with pytest.raises(ArgumentError, match="at least 1") as raised:
         s.similar(0, per_artist=0)
     assert raised.value.argument == "per_artist"

@@ -97,6 +97,9 @@ class Diversify:
     vector: np.ndarray
     diversity: float
     candidates: int
+    #: at most this many songs of one artist among the candidates (the most relevant of each),
+    #: read deeper until ``limit`` are left: MMR then picks from songs the cap lets through
+    per_artist: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,6 +130,11 @@ class Search:
         """How many answers the first stage (the vector search itself) is asked for."""
         return self.depth if self.fusion is not None else self.limit
 
+    def deeper(self, factor: int) -> "Search":
+        """This request with every stage asking ``factor`` times as many answers."""
+        lists = tuple(replace(n, among=n.among * factor) if isinstance(n, Recommend) else n for n in self.lists)
+        return replace(self, lists=lists, limit=self.limit * factor, depth=self.depth * factor)
+
     def over_asked(self) -> tuple["Search", frozenset[int]]:
         """This request without its excluded ids, every stage asking that many more answers,
         and the ids to drop from what it returns.  A "not these ids" condition is checked on
@@ -146,6 +154,18 @@ class Hit:
     song_id: int
     score: float
     payload: dict
+
+
+def per_artist(hits: Sequence[Hit], most: int) -> list[Hit]:
+    """At most ``most`` songs by one artist (the payload's ``artist_key``), in order."""
+    seen: dict[str, int] = {}
+    kept = []
+    for hit in hits:
+        artist = (hit.payload or {}).get("artist_key", "")
+        if seen.get(artist, 0) < most:
+            seen[artist] = seen.get(artist, 0) + 1
+            kept.append(hit)
+    return kept
 
 
 def left_out(hits: Sequence[Hit], excluded: frozenset[int], limit: int) -> list[Hit]:
@@ -231,8 +251,20 @@ class Reader(ABC):
         mmr = request.diversify
         if mmr is None:
             return self._query(collection, request)
-        candidates = self._query(collection, replace(request, limit=mmr.candidates, diversify=None), with_payload=False)
+        candidates = self._mmr_candidates(collection, replace(request, limit=mmr.candidates, diversify=None), mmr, request.limit)
         return self._mmr(collection, mmr, [h.song_id for h in candidates], request.limit) if candidates else []
+
+    def _mmr_candidates(self, collection: str, first: Search, mmr: Diversify, wanted: int) -> list[Hit]:
+        """``first``'s answers, capped by ``mmr.per_artist``: each round reads four times deeper
+        until ``wanted`` songs are left or the collection has no more to give."""
+        while True:
+            found = self._query(collection, first, with_payload=mmr.per_artist is not None)
+            if mmr.per_artist is None:
+                return found
+            kept = per_artist(found, mmr.per_artist)
+            if len(kept) >= wanted or len(found) < first.limit:
+                return kept
+            first = first.deeper(4)
 
     @abstractmethod
     def _query(self, collection: str, request: Search, with_payload: bool = True) -> list[Hit]:
