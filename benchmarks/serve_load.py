@@ -33,14 +33,15 @@ MAX_CLIENTS, MAX_SECONDS, MAX_REQUESTS, MAX_RATE = 64, 120, 200_000, 5_000
 LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 
 
-async def request(reader, writer, host: str, path: str, key: str | None) -> tuple[int, bytes]:
-    """One keep-alive HTTP/1.1 GET: (status, body)."""
+async def request(reader, writer, host: str, path: str, key: str | None) -> tuple[int, bytes, bool]:
+    """One keep-alive HTTP/1.1 GET: (status, body, whether the server closes the connection)."""
     writer.write(f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{f'X-API-Key: {key}' + chr(13) + chr(10) if key else ''}\r\n".encode())
     await writer.drain()
     head = await reader.readuntil(b"\r\n\r\n")
     status = int(head.split(b" ", 2)[1])
-    length = next(int(line.split(b":", 1)[1]) for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))
-    return status, await reader.readexactly(length)
+    lines = [line.lower() for line in head.split(b"\r\n")]
+    length = next(int(line.split(b":", 1)[1]) for line in lines if line.startswith(b"content-length:"))
+    return status, await reader.readexactly(length), b"connection: close" in lines
 
 
 class Tally:
@@ -65,7 +66,7 @@ async def client(url, ids, key, tally: Tally, limit: int, interval: float | None
             else:
                 start = time.perf_counter()
             try:
-                status, body = await request(reader, writer, url.netloc, f"/similar?id={random.choice(ids)}&limit={limit}", key)
+                status, body, closing = await request(reader, writer, url.netloc, f"/similar?id={random.choice(ids)}&limit={limit}", key)
             except (OSError, asyncio.IncompleteReadError, ValueError, StopIteration) as exc:
                 tally.errors += 1
                 tally.first_errors.append(f"connection: {exc!r}")
@@ -73,6 +74,9 @@ async def client(url, ids, key, tally: Tally, limit: int, interval: float | None
                 reader, writer = await asyncio.open_connection(host, port)
                 continue
             tally.latencies.append(time.perf_counter() - start)
+            if closing:  # as HTTP clients do: the next request on a new connection
+                writer.close()
+                reader, writer = await asyncio.open_connection(host, port)
             if status != 200:
                 tally.errors += 1
                 if len(tally.first_errors) < 5:
@@ -87,7 +91,10 @@ async def watch_versions(url, key, tally: Tally, started: float) -> None:
     reader, writer = await asyncio.open_connection(url.hostname, url.port or 80)
     try:
         while time.perf_counter() < tally.deadline:
-            status, body = await request(reader, writer, url.netloc, "/health", key)
+            status, body, closing = await request(reader, writer, url.netloc, "/health", key)
+            if closing:
+                writer.close()
+                reader, writer = await asyncio.open_connection(url.hostname, url.port or 80)
             version = json.loads(body)["aliases"]["songs_w2v"]["version"] if status == 200 else f"status {status}"
             if not tally.versions or tally.versions[-1][1] != version:
                 tally.versions.append((time.perf_counter() - started, version))
@@ -155,7 +162,14 @@ def main() -> None:
         parser.error(f"--clients 1..{MAX_CLIENTS}, --seconds up to {MAX_SECONDS}")
     if args.rate is not None and not 0 < args.rate <= MAX_RATE:
         parser.error(f"--rate above 0, at most {MAX_RATE}")
-    tally = asyncio.run(run(args))
+    try:  # the load's own work shares the server's cores: the lighter event loop when installed
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    except ImportError:
+        loop_factory = None
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        tally = runner.run(run(args))
     lat = sorted(tally.latencies)
     pct = lambda q: lat[min(len(lat) - 1, int(q * len(lat)))] * 1000 if lat else float("nan")  # noqa: E731
     load = f"open loop, {args.rate:g} requests/s offered" if args.rate else "closed loop"

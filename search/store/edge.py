@@ -241,15 +241,18 @@ class EdgeStore(Store):
         # payload indexes built after the optimizer, once, on the segment it made (before it,
         # they were built on the plain segment and again by the optimizer); no payload-aware
         # HNSW links: an artist has few songs, which the payload index scans exactly, and the
-        # extra graphs tripled the indexing time
+        # extra graphs tripled the indexing time.  Cold: memory-mapped as written, where an index
+        # held in RAM is rebuilt from its files at every load, by every `search` process, for
+        # filters most of them never use
+        cold = qe.Memory.Cold
         for field in KEYWORD_INDEXED_FIELDS:
-            schema = qe.KeywordIndexParams(enable_hnsw=False)
+            schema = qe.KeywordIndexParams(enable_hnsw=False, memory=cold)
             shard.update(qe.UpdateOperation.create_field_index(field, schema))
         for field in INTEGER_INDEXED_FIELDS:
-            schema = qe.IntegerIndexParams(lookup=False, range=True, enable_hnsw=False)
+            schema = qe.IntegerIndexParams(lookup=False, range=True, enable_hnsw=False, memory=cold)
             shard.update(qe.UpdateOperation.create_field_index(field, schema))
         for field in TEXT_INDEXED_FIELDS:
-            schema = qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True, scoring=True, enable_hnsw=False)
+            schema = qe.TextIndexParams(tokenizer=qe.TokenizerType.Word, lowercase=True, scoring=True, enable_hnsw=False, memory=cold)
             shard.update(qe.UpdateOperation.create_field_index(field, schema))
         shard.flush()
 
