@@ -49,8 +49,9 @@ title-embedding cache), with the default settings and the embedded store.
   for random songs (`benchmarks/serve_load.py`), on the same 2 cores as the server: closed loop
   (each client asks again at once: latency is clients / throughput), then open loop (the clients
   together offer 300 requests/s on fixed schedules; latency counted from when a request was due),
-  steady and while `ingest --update` (300 playlists) publishes a new version, the load kept on
-  until it has (the ingest takes the cores it needs meanwhile); then the page in headless
+  steady and while `nice -n 19 ingest --update` (300 playlists) publishes a new version, the load
+  kept on until it has (niced, as README.md advises on a serving machine, the ingest takes the
+  cores the answers leave); then the page in headless
   Chromium: type a title, click the first song, time the neighbours' table (7 clicks).
 
 How ingest time, memory, disk, latency and recall grow with the catalogue (1x, 4x, 16x, with and
@@ -298,7 +299,7 @@ def bench_serve(data: Path, env: dict, workdir: Path, seconds: float) -> tuple[l
     load = [sys.executable, str(ROOT / "benchmarks" / "serve_load.py"), "--url", url, "--clients", "16", "--seconds", str(seconds)]
     paced = [*load, "--rate", str(SERVE_RATE)]
     runs = [("steady, closed loop", load), (f"steady, open loop at {SERVE_RATE} requests/s", paced),
-            (f"open loop at {SERVE_RATE} requests/s while `ingest --update` publishes", [*paced, "--publish", f"{BIN / 'ingest'} --update {update} --quiet"])]
+            (f"open loop at {SERVE_RATE} requests/s while `ingest --update` publishes", [*paced, "--publish", f"nice -n 19 {BIN / 'ingest'} --update {update} --quiet"])]
     sys.path.insert(0, str(ROOT))
     from tests import browser
 
