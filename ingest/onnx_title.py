@@ -39,6 +39,8 @@ OPSET = 17
 #: Tokens per batch (rows x padded length): sorted titles of ~10 tokens go 256 rows at a time.
 TOKEN_BUDGET = 4096
 MAX_ROWS = 256
+#: Titles tokenized at a time (then only their ids are kept).
+TOKENIZE_CHUNK = 10_000
 #: An exported graph must match torch this closely on its self-check, else it is not kept.
 EXPORT_CHECK_COSINE = 0.9999
 #: Temporary files older than this are left by a killed export: removed on the next export.
@@ -76,13 +78,22 @@ def _tokenizer():
     return tokenizer
 
 
-def _pad(encodings) -> tuple[np.ndarray, np.ndarray]:
-    length = max(len(e.ids) for e in encodings)
-    ids = np.zeros((len(encodings), length), dtype=np.int64)
-    mask = np.zeros((len(encodings), length), dtype=np.int64)
-    for row, e in enumerate(encodings):
-        ids[row, : len(e.ids)] = e.ids
-        mask[row, : len(e.ids)] = 1
+def token_ids(tokenizer, texts: Sequence[str]) -> list[np.ndarray]:
+    """Each text's token ids, ``TOKENIZE_CHUNK`` texts at a time: the tokenizer's Encoding objects
+    (tokens, offsets, masks: over a kilobyte a title) never exist for more than one chunk."""
+    out = []
+    for start in range(0, len(texts), TOKENIZE_CHUNK):
+        out.extend(np.asarray(e.ids, dtype=np.int32) for e in tokenizer.encode_batch(list(texts[start : start + TOKENIZE_CHUNK])))
+    return out
+
+
+def _pad(rows: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    length = max(len(r) for r in rows)
+    ids = np.zeros((len(rows), length), dtype=np.int64)
+    mask = np.zeros((len(rows), length), dtype=np.int64)
+    for row, r in enumerate(rows):
+        ids[row, : len(r)] = r
+        mask[row, : len(r)] = 1
     return ids, mask
 
 
@@ -137,7 +148,7 @@ def export_model(path: Path) -> Path:
 
     embedder = Embedder().eval()
     # a padded batch: traced with a mask that has zeros, so no all-ones shortcut is baked in
-    ids, mask = _pad(_tokenizer().encode_batch(_CHECK_TITLES))
+    ids, mask = _pad(token_ids(_tokenizer(), _CHECK_TITLES))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
@@ -196,8 +207,8 @@ class OnnxMiniLM:
         out = np.zeros((len(texts), 384), dtype=np.float32)
         if not len(texts):
             return out
-        encodings = self.tokenizer.encode_batch(list(texts))
-        lengths = np.array([len(e.ids) for e in encodings])
+        encodings = token_ids(self.tokenizer, texts)
+        lengths = np.array([len(e) for e in encodings])
         order = np.argsort(lengths, kind="stable")
         batches, start = [], 0
         while start < len(order):
