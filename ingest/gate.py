@@ -19,7 +19,7 @@ from ingest.dataset import Dataset
 from ingest.evaluation.baselines import popularity_answers
 from ingest.evaluation.metrics import HEADLINE_K, METRICS, chance_coplay, score
 from ingest.evaluation.served import ServedModel
-from ingest.evaluation.split import prepare
+from ingest.evaluation.split import EvalData, prepare
 from ingest.train import W2VSettings, train_word2vec
 from search.contract import SongSearchError
 
@@ -72,6 +72,11 @@ class GateVerdict:
         return f"quality gate {verdict}: {self.reason}"
 
 
+def gate_split(dataset: Dataset, protocol: GateProtocol = GateProtocol()) -> EvalData:
+    """The held-out split and queries the gate measures on."""
+    return prepare(dataset, protocol.holdout, protocol.seed, protocol.queries, cold=0, max_train_playlists=protocol.train_playlists)
+
+
 def quality_gate(
     dataset: Dataset,
     settings: W2VSettings,
@@ -79,6 +84,7 @@ def quality_gate(
     margin: float = GATE_MARGIN,
     protocol: GateProtocol = GateProtocol(),
     trainer: Callable[[list[list[int]], W2VSettings], object] | None = None,
+    data: EvalData | None = None,
 ) -> GateVerdict:
     """Evaluate ``settings`` quickly on a seeded held-out split and decide whether to publish.
 
@@ -100,9 +106,11 @@ def quality_gate(
       Live metrics from another protocol version are ignored (the reason says so).
     * ``trainer(playlists, settings)`` replaces training (tests use it to plant
       a broken model); it returns a gensim Word2Vec.
+    * ``data`` is ``gate_split(dataset, protocol)`` when the caller made it already (after
+      which the gate reads only ``dataset.songs``).
     """
     start = time.perf_counter()
-    data = prepare(dataset, protocol.holdout, protocol.seed, protocol.queries, cold=0, max_train_playlists=protocol.train_playlists)
+    data = gate_split(dataset, protocol) if data is None else data
     t = time.perf_counter()
     model = (trainer or train_word2vec)(data.train_sentences(), settings)
     train_seconds = time.perf_counter() - t
@@ -199,7 +207,9 @@ def gate_process() -> None:
     answer, sys.stdout = sys.stdout.buffer, sys.stderr  # nothing but the answer goes to stdout
     try:
         dataset, settings, live_metrics = pickle.load(sys.stdin.buffer)
-        outcome = (quality_gate(dataset, settings, live_metrics), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        data = gate_split(dataset)
+        dataset.playlists.clear()  # this process's copy: the split holds what the gate needs of them
+        outcome = (quality_gate(dataset, settings, live_metrics, data=data), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     except Exception as exc:  # noqa: BLE001 - handed to the ingest, which reports it
         outcome = exc if isinstance(exc, SongSearchError) else SongSearchError(f"quality gate: {type(exc).__name__}: {exc}")
     answer.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))

@@ -123,7 +123,9 @@ def publish_model(
     ``model`` is saved, then released (:func:`release_model`): it is of no use afterwards.
 
     ``gate`` (full ingests) is the quality gate running beside: its verdict is waited for once
-    songs_w2v is written, and a refusal (unless ``force``) removes what was written."""
+    songs_w2v is written, and a refusal (unless ``force``) removes what was written.
+    ``playlists`` is emptied once songs_w2v is built (saved by then): the next stages need its
+    memory, tens of bytes a play."""
     report, settings, store, encoder = run.report, run.settings, run.store, run.encoder
     stage = run.stage
     version = report.version
@@ -153,6 +155,7 @@ def publish_model(
             payloads = song_payloads(catalogue)
             w2v_data = w2v_collection(catalogue, playlists, model, payloads)
             release_model(model)  # saved, and its vectors copied out
+            playlists.clear()
         write(W2V_ALIAS, w2v_data)
         del w2v_data
         if gate is not None:
