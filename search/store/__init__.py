@@ -156,12 +156,16 @@ class Hit:
     payload: dict
 
 
+#: the payload field :func:`per_artist` caps by
+ARTIST_FIELD = "artist_key"
+
+
 def per_artist(hits: Sequence[Hit], most: int) -> list[Hit]:
     """At most ``most`` songs by one artist (the payload's ``artist_key``), in order."""
     seen: dict[str, int] = {}
     kept = []
     for hit in hits:
-        artist = (hit.payload or {}).get("artist_key", "")
+        artist = (hit.payload or {}).get(ARTIST_FIELD, "")
         if seen.get(artist, 0) < most:
             seen[artist] = seen.get(artist, 0) + 1
             kept.append(hit)
@@ -258,7 +262,8 @@ class Reader(ABC):
         """``first``'s answers, capped by ``mmr.per_artist``: each round reads four times deeper
         until ``wanted`` songs are left or the collection has no more to give."""
         while True:
-            found = self._query(collection, first, with_payload=mmr.per_artist is not None)
+            # the artist only: a payload costs more to hand over than the rest of a hit
+            found = self._query(collection, first, with_payload=[ARTIST_FIELD] if mmr.per_artist is not None else False)
             if mmr.per_artist is None:
                 return found
             kept = per_artist(found, mmr.per_artist)
@@ -267,9 +272,9 @@ class Reader(ABC):
             first = first.deeper(4)
 
     @abstractmethod
-    def _query(self, collection: str, request: Search, with_payload: bool = True) -> list[Hit]:
+    def _query(self, collection: str, request: Search, with_payload: bool | Sequence[str] = True) -> list[Hit]:
         """:meth:`search` without ``request.diversify``: one Qdrant query (hits without payloads
-        unless ``with_payload``)."""
+        unless ``with_payload``: True, or the payload fields to return)."""
 
     @abstractmethod
     def _mmr(self, collection: str, mmr: Diversify, ids: Sequence[int], limit: int) -> list[Hit]:

@@ -340,7 +340,7 @@ class EdgeStore(Store):
             raise StoreUnavailableError(f"collection {collection!r} is not in {self.root}: run `ingest` first") from None
         return (config.get("scalar") or {}).get("type")
 
-    def _query(self, collection: str, request: Search, with_payload: bool = True) -> list[Hit]:
+    def _query(self, collection: str, request: Search, with_payload: bool | Sequence[str] = True) -> list[Hit]:
         limit = request.limit
         request, excluded = request.over_asked()
         points = self._shard(collection).query(query_request(request, index_settings(collection), with_payload))

@@ -55,7 +55,7 @@ def _edge_list(item, flt, params) -> dict:
     return dict(query=_edge_query(item), filter=flt, params=params)
 
 
-def query_request(request: Search, index: IndexSettings, with_payload: bool = True) -> qe.QueryRequest:
+def query_request(request: Search, index: IndexSettings, with_payload: bool | Sequence[str] = True) -> qe.QueryRequest:
     """One Qdrant Edge query for ``request`` (without MMR): a list, or the fusion of prefetched lists."""
     flt = edge_filter(request.filter)
     quantization = qe.QuantizationSearchParams(**quantization_params(index, request))
@@ -67,7 +67,7 @@ def query_request(request: Search, index: IndexSettings, with_payload: bool = Tr
         fusion = request.fusion
         fused = qe.Fusion.Rrf(k=fusion.k, weights=list(fusion.weights) if fusion.weights else None) if fusion.method == "rrf" else qe.Fusion.Dbsf()
         stage = dict(prefetches=[qe.Prefetch(limit=request.depth, **one) for one in lists], query=fused)
-    return qe.QueryRequest(limit=request.limit, with_payload=with_payload, **stage)
+    return qe.QueryRequest(limit=request.limit, with_payload=with_payload if isinstance(with_payload, bool) else list(with_payload), **stage)
 
 
 def mmr_request(mmr: Diversify, ids: Sequence[int], limit: int) -> qe.QueryRequest:

@@ -230,7 +230,7 @@ class ServerStore(Store):
         return (self.client.get_collection(collection).config.metadata or {}).get("quantization")
 
     @_one_line_errors
-    def _query(self, collection: str, request: Search, with_payload: bool = True) -> list[Hit]:
+    def _query(self, collection: str, request: Search, with_payload: bool | Sequence[str] = True) -> list[Hit]:
         limit = request.limit
         request, excluded = request.over_asked()
         flt = _client_filter(request.filter)
