@@ -170,8 +170,8 @@ class SongSearch:
         """songs_w2v's answer to ``probe``, and the evidence it asked for."""
         request = core.w2v_request(probe, limit, flt, evidence, fusion, diversity)
         if diversity and per_artist is not None:  # the cap on MMR's candidates: one MMR over ``limit``
-            capped = core.w2v_request(probe, limit, flt, evidence, fusion, diversity, most_per_artist=per_artist)
-            return core.w2v_sources(request, label), self.store.search(self._w2v, capped)
+            shaped = core.w2v_request(probe, limit, flt, evidence, fusion, diversity, most_per_artist=per_artist)
+            return core.w2v_sources(request, label), self.store.search(self._w2v, shaped)
 
         def run(n: int) -> list[Hit]:
             asked = core.w2v_request(probe, n, flt, evidence, fusion, diversity, shown=limit)
