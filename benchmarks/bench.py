@@ -325,6 +325,22 @@ def bench_serve(data: Path, env: dict, workdir: Path, seconds: float) -> tuple[l
     return rows, [f"{name}:\n\n```\n{out.strip()}\n```" for name, out in outputs]
 
 
+def machine_speed() -> tuple[float, float]:
+    """Milliseconds (median of 5) of two fixed workloads, to compare this machine's speed between
+    runs: a pure-Python loop, and a float32 matrix-vector product the shape of songs_w2v."""
+    matrix, vector = np.ones((75_000, 256), dtype=np.float32), np.ones(256, dtype=np.float32)
+
+    def timed(work) -> float:
+        samples = []
+        for _ in range(5):
+            start = time.perf_counter()
+            work()
+            samples.append((time.perf_counter() - start) * 1000)
+        return statistics.median(samples)
+
+    return timed(lambda: sum(range(1_000_000))), timed(lambda: matrix @ vector)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ.get("SONGSEARCH_DATA"), required=not os.environ.get("SONGSEARCH_DATA"))
@@ -339,17 +355,22 @@ def main() -> None:
     env = {**os.environ, "SONGSEARCH_HOME": str(home), "PYTHONPATH": str(ROOT)}
     env.pop("QDRANT_URL", None)
     print(f"# Benchmarks\n\n`{' '.join(sys.argv)}` on {Path(args.data).name}, {os.cpu_count()} cores.\n{ABOUT}")
-    summaries = []
+    summaries, speed = [], [("at the start", machine_speed())]
     if not args.skip_ingest:
         rows, summaries = bench_ingest(Path(args.data), env, workdir)
         print(markdown_table(["ingest", "seconds (wall)"], rows) + "\n")
         print(markdown_table(["operation", "p50", "p95"], bench_alias_switch(env)) + "\n")
     os.environ.update(env)
+    speed.append(("before the in-process searches", machine_speed()))
     print(markdown_table([f"in-process, {args.queries} queries", "p50", "p95"], bench_in_process(args.queries)) + "\n")
     print(markdown_table(["collection", "query", f"songs ({args.queries})", "recall@10, served vs exact"], bench_recall(args.queries)) + "\n")
     print(markdown_table([f"fresh process, {args.repeats} runs", "p50 wall", "max wall"], bench_fresh_process(env, args.repeats)) + "\n")
     rows, load = bench_serve(Path(args.data), env, workdir, args.serve_seconds)
     print("## search serve\n\n" + markdown_table(["start", "seconds"], rows) + "\n\n" + "\n\n".join(load) + "\n")
+    speed.append(("at the end", machine_speed()))
+    print("## This machine's speed\n\nTwo fixed workloads, median of 5 (compare runs by them: this VM's speed drifts):\n\n"
+          + markdown_table(["when", "pure-Python loop, 10^6 additions", "float32 75,000 x 256 matrix-vector product"],
+                           [[when, f"{py:.1f} ms", f"{mv:.1f} ms"] for when, (py, mv) in speed]) + "\n")
     if summaries:
         print("\n## What `ingest` printed\n\n" + "\n\n".join(summaries))
 
