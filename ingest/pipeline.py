@@ -167,7 +167,7 @@ def publish_model(
             model_dir.save_quality(report.gate.to_dict())
         with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
             meta_data = meta_collection(catalogue, encoder, payloads, bar)
-            if encoder.cache is not None and encoder.encoded_titles:
+            if encoder.cache is not None:  # written if it grew; its vectors let go of either way
                 encoder.cache.save()
         write(META_ALIAS, meta_data)
         del meta_data

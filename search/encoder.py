@@ -110,25 +110,70 @@ def numpy_title_model() -> TitleModel:
 
 
 class TitleCache:
-    """Title vectors kept across ingests, valid for one ENCODING_VERSION only."""
+    """Title vectors kept across ingests, valid for one ENCODING_VERSION only.
+
+    Opening reads the titles only; the vectors (a quarter of a catalogue's songs_meta) are read
+    at the first :meth:`lookup`, and :meth:`save` lets go of them: an ingest needs them for
+    encoding its metadata and for nothing before or after."""
 
     def __init__(self, directory: Path):
         key = hashlib.sha256(ENCODING_VERSION.encode()).hexdigest()[:12]
         self.path = Path(directory) / f"titles-{key}.npz"
-        self.vectors: dict[str, np.ndarray] = {}
+        #: title -> row of the saved vectors
+        self._rows: dict[str, int] = {}
+        self._saved: np.ndarray | None = None
+        #: encoded since opening, not yet saved
+        self._added: dict[str, np.ndarray] = {}
         if self.path.exists():
             try:
                 with np.load(self.path, allow_pickle=False) as data:
-                    self.vectors = dict(zip(data["titles"].tolist(), data["vectors"]))
+                    self._rows = {t: row for row, t in enumerate(data["titles"].tolist())}
             except Exception:  # noqa: BLE001 - a damaged cache is only a lost speed-up
-                self.vectors = {}
+                self._rows = {}
+
+    def __contains__(self, title: str) -> bool:
+        return title in self._added or title in self._rows
+
+    def missing(self, titles: Sequence[str]) -> list[str]:
+        """The titles the cache has no vector of, sorted, each once."""
+        return sorted({t for t in titles if t not in self})
+
+    def add(self, vectors: dict[str, np.ndarray]) -> None:
+        self._added.update(vectors)
+
+    def load(self) -> np.ndarray:
+        """The saved vectors, read once; a file damaged since opening counts as empty (its
+        titles are then missing, and encoded again)."""
+        if self._saved is None:
+            try:
+                with np.load(self.path, allow_pickle=False) as data:
+                    self._saved = data["vectors"]
+                    if len(self._saved) != len(self._rows):
+                        raise ValueError("titles and vectors differ in number")
+            except Exception:  # noqa: BLE001 - changed or damaged since opening: encode again
+                self._rows, self._saved = {}, np.zeros((0, TITLE_DIM), np.float32)
+        return self._saved
+
+    def lookup(self, titles: Sequence[str]) -> np.ndarray:
+        """The vectors of ``titles`` (every one in the cache), one row each."""
+        added = [row for row, t in enumerate(titles) if t in self._added]
+        saved = self.load() if len(added) < len(titles) else np.zeros((1, TITLE_DIM), np.float32)
+        out = saved[[0 if t in self._added else self._rows[t] for t in titles]]
+        for row in added:
+            out[row] = self._added[titles[row]]
+        return out
 
     def save(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        titles = list(self.vectors)
-        tmp = self.path.with_name(self.path.name + ".tmp.npz")
-        np.savez(tmp, titles=np.array(titles, dtype=str), vectors=np.stack([self.vectors[t] for t in titles]))
-        os.replace(tmp, self.path)
+        """Write every vector (if any was added) and let go of them in memory."""
+        if self._added:
+            saved, titles = self.load(), list(self._rows) + [t for t in self._added if t not in self._rows]
+            vectors = np.concatenate([saved, np.stack([self._added[t] for t in titles[len(self._rows):]])]) if len(titles) > len(self._rows) else saved
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_name(self.path.name + ".tmp.npz")
+            np.savez(tmp, titles=np.array(titles, dtype=str), vectors=vectors)
+            os.replace(tmp, self.path)
+            self._rows = {t: row for row, t in enumerate(titles)}
+        self._saved, self._added = None, {}
 
 
 class _Stopped(Exception):
@@ -154,7 +199,7 @@ class MetadataEncoder:
         new = dict(zip(missing, title_model(missing, advance)))
         self.encoded_titles += len(missing)
         if self.cache is not None:
-            self.cache.vectors.update(new)
+            self.cache.add(new)
         return new
 
     def prefetch(self, titles: Sequence[str]) -> None:
@@ -163,7 +208,7 @@ class MetadataEncoder:
         whose single-threaded parts leave a core idle."""
         if self.cache is None or self._background is not None:
             return
-        missing = sorted(set(titles) - self.cache.vectors.keys())
+        missing = self.cache.missing(titles)
         if not missing:
             return
 
@@ -197,14 +242,17 @@ class MetadataEncoder:
             future.result()  # its error, if any
 
     def _titles(self, titles: Sequence[str], progress) -> np.ndarray:
-        known = self.cache.vectors if self.cache is not None else {}
+        cache = self.cache
         if progress is not None:
-            progress.reset(total=len({t for t in titles if t not in known}))
+            progress.reset(total=len(cache.missing(titles)) if cache is not None else len(set(titles)))
         self._wait(progress)
-        missing = sorted({t for t in titles if t not in known})
+        if cache is not None:
+            cache.load()
+        missing = cache.missing(titles) if cache is not None else sorted(set(titles))
         new = self._encode_missing(missing, progress.update if progress is not None else None) if missing else {}
-        lookup = {**known, **new} if self.cache is None else known
-        return np.stack([lookup[t] for t in titles]) if titles else np.zeros((0, TITLE_DIM), np.float32)
+        if cache is not None:
+            return cache.lookup(titles)
+        return np.stack([new[t] for t in titles]) if titles else np.zeros((0, TITLE_DIM), np.float32)
 
     def encode(self, titles: Sequence[str], artists: Sequence[str], progress=None) -> np.ndarray:
         """One unit vector per (title, artist); empty titles and artists are allowed."""

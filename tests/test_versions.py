@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
@@ -304,6 +305,36 @@ def test_titles_are_encoded_once_beside_the_gate_and_a_refused_ingest_stops_enco
         ingest_planted(planted, home_settings, w2v=TEST_W2V.with_options(vector_size=2, epochs=1, seed=3),
                        encoder=MetadataEncoder(endless_model, TitleCache(home_settings.cache_dir / "other")))
     assert time.perf_counter() - start < 15 and threading.active_count() == threads
+
+
+def test_the_title_cache_grows_across_runs_and_a_damaged_one_is_encoded_again(tmp_path):
+    """A run adds the titles it encoded to the ones saved before (same vectors back); a cache
+    damaged after it was opened costs an encoding, not an error or a wrong vector."""
+    encoded = []
+
+    def title_model(titles, advance=None):
+        encoded.extend(titles)
+        return fake_title_model(titles, advance)
+
+    def encode(titles):
+        return MetadataEncoder(title_model, TitleCache(tmp_path)).encode(titles, ["x"] * len(titles))
+
+    def run(titles):
+        encoder = MetadataEncoder(title_model, TitleCache(tmp_path))
+        vectors = encoder.encode(titles, ["x"] * len(titles))
+        encoder.cache.save()
+        return vectors
+
+    first = run(["red song", "blue song"])
+    both = run(["blue song", "green song", "red song"])
+    assert encoded == ["blue song", "red song", "green song"]  # each title once, sorted per run
+    assert np.array_equal(both[[2, 0]], first)
+    assert np.array_equal(encode(["green song", "red song"]), both[[1, 2]]) and len(encoded) == 3
+
+    cache = TitleCache(tmp_path)
+    cache.path.write_bytes(b"damaged")  # after opening: the titles seemed cached
+    encoder = MetadataEncoder(title_model, cache)
+    assert np.array_equal(encoder.encode(["red song"], ["x"]), first[:1]) and encoded[3:] == ["red song"]
 
 
 def test_an_update_trains_on_every_play_of_its_playlists(planted, home_settings):

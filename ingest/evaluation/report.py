@@ -45,7 +45,7 @@ def run(data: str | None = None, *, holdout: float = 0.1, seed: int = 7, k: int 
         encoder = MetadataEncoder(cache=TitleCache(env.cache_dir))
     settings = labelled_settings(presets)
     evaluation = evaluate(dataset, settings, holdout, seed, queries, cold, tuple(sorted(set(KS) | {k})), encoder if meta else None, say)
-    if meta and encoder.cache is not None and encoder.encoded_titles:
+    if meta and encoder.cache is not None:  # written if it grew; its vectors let go of either way
         encoder.cache.save()
     if report:
         verdict = None
