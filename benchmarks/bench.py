@@ -181,6 +181,7 @@ def bench_in_process(queries: int) -> list[list[str]]:
             ("similar --song TITLE --by ARTIST", lambda i, k: by_name(names[i])),
             ("similar --id --tag rock", lambda i, k: songs.similar(i, filters=Filters(tags=("rock",)))),
             ("similar --id --tag metal --max-plays 50", lambda i, k: songs.similar(i, filters=Filters(tags=("metal",), max_plays=50))),
+            ("similar --id --exclude-artist", lambda i, k: songs.similar(i, filters=Filters(exclude_artists=(artists[i],)))),
             ("similar --id --exclude-artist --min-plays 20", lambda i, k: songs.similar(i, filters=Filters(exclude_artists=(artists[i],), min_plays=20))),
             ("similar --id --per-artist 1", lambda i, k: songs.similar(i, per_artist=1)),
             ("similar --id --diversity 0.5", lambda i, k: songs.similar(i, diversity=0.5)),
