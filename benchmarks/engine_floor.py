@@ -73,7 +73,9 @@ def build(path: Path, ids: np.ndarray, vectors: np.ndarray, spec: dict) -> tuple
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--queries", type=int, default=300)
+    parser.add_argument("--indexes", help="only the indexes whose names contain this text (e.g. \"HNSW m 16\"); the served scan always")
     args = parser.parse_args()
+    indexes = {name: spec for number, (name, spec) in enumerate(INDEXES.items()) if number == 0 or not args.indexes or args.indexes in name}
     python_ms, matvec_ms = machine_speed()
     print(f"machine speed: pure-Python loop {python_ms:.1f} ms, 75000 x 256 float32 matvec {matvec_ms:.1f} ms\n")
     songs = SongSearch()
@@ -90,7 +92,7 @@ def main() -> None:
 
     table = []
     with tempfile.TemporaryDirectory() as tmp:
-        for number, (name, spec) in enumerate(INDEXES.items()):
+        for number, (name, spec) in enumerate(indexes.items()):
             shard, seconds = build(Path(tmp) / str(number), ids, vectors, spec)
             for ef in HNSW_EFS if "m" in spec else (None,):
                 requests = [qe.QueryRequest(limit=depth, query=qe.Query.Nearest(vectors[r].tolist()), params=qe.SearchParams(hnsw_ef=ef, quantization=served)) for r in rows]

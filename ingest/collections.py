@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Mapping
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -19,11 +19,32 @@ from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, song_payload
 from search.store import Sparse
 
 
+class SongPayloads(Sequence):
+    """The payload of each song of ``ids`` (a row each), made when asked: a catalogue's worth of
+    payload dicts, hundreds of bytes a song, would sit in memory through the whole ingest."""
+
+    def __init__(self, catalogue: Catalogue, ids: np.ndarray):
+        self._songs, self._plays, self._ids = catalogue.songs, catalogue.plays, ids.tolist()
+
+    def __len__(self) -> int:
+        return len(self._ids)
+
+    def __getitem__(self, row: int) -> dict:
+        song_id = self._ids[row]
+        song = self._songs[song_id]
+        return song_payload(song_id, song.title, song.artist, song.tags, self._plays.get(song_id, 0))
+
+    @property
+    def plays(self) -> np.ndarray:
+        """Each row's ``plays`` field."""
+        return np.array([self._plays.get(song_id, 0) for song_id in self._ids], dtype=np.int64)
+
+
 @dataclass
 class CollectionData:
     ids: np.ndarray
     vectors: np.ndarray
-    payloads: list[dict]
+    payloads: SongPayloads
     #: named sparse vectors, one per point
     sparse: dict[str, list[Sparse]] = field(default_factory=dict)
 
@@ -40,8 +61,8 @@ class CollectionData:
         vectors = np.asarray(self.vectors, dtype=np.float32)
         out = {}
         for row, song_id in enumerate(self.ids.tolist()):
-            blob = vectors[row].tobytes() + b"".join(
-                s[row].indices.tobytes() + s[row].values.tobytes() for _, s in sorted(self.sparse.items())
+            blob = vectors[row].tobytes() + b"".join(  # indices as int64 whatever their dtype: digests stay comparable
+                s[row].indices.astype(np.int64).tobytes() + s[row].values.tobytes() for _, s in sorted(self.sparse.items())
             )
             out[int(song_id)] = f"{digest(blob)}:{digest(json.dumps(self.payloads[row], sort_keys=True).encode())}"
         return out
@@ -55,21 +76,28 @@ COPLAY_POPULARITY_EXPONENT = 0.5
 def coplay_vectors(playlists: list[list[int]], song_ids: np.ndarray) -> list[Sparse]:
     """Each song's training playlists (dimension = playlist number), valued
     ``len(playlist) ** -a * playlists(song) ** -b``: the dot product of two songs
-    sums their shared playlists, long playlists counting less (a), popular songs less (b)."""
+    sums their shared playlists, long playlists counting less (a), popular songs less (b).
+
+    ``song_ids`` ascending.  Built from flat arrays of every distinct play, each let go of once
+    used, with playlist numbers and rows as int32: a catalogue's plays several times over in int64
+    would be the ingest's peak."""
     distinct = [np.unique(np.asarray(p, dtype=np.int64)) for p in playlists]
-    lengths = np.array([len(d) for d in distinct], dtype=np.float64)
+    counts = np.fromiter(map(len, distinct), dtype=np.int64, count=len(distinct))
     songs = np.concatenate(distinct) if distinct else np.zeros(0, np.int64)
-    numbers = np.repeat(np.arange(len(distinct), dtype=np.int64), [len(d) for d in distinct])
-    order = np.argsort(song_ids, kind="stable")
-    at = np.minimum(np.searchsorted(song_ids, songs, sorter=order), max(len(song_ids) - 1, 0))
-    known = (song_ids[order[at]] == songs) if len(song_ids) else np.zeros(len(songs), bool)
-    rows, numbers = order[at[known]], numbers[known]
-    by_row = np.lexsort((numbers, rows))  # each song's playlists, ascending
+    del distinct
+    numbers = np.repeat(np.arange(len(counts), dtype=np.int32), counts)
+    at = np.minimum(np.searchsorted(song_ids, songs), max(len(song_ids) - 1, 0))
+    known = (song_ids[at] == songs) if len(song_ids) else np.zeros(len(songs), bool)
+    del songs
+    rows, numbers = at[known].astype(np.int32), numbers[known]
+    del at, known
+    by_row = np.argsort(rows, kind="stable")  # each song's playlists stay ascending
     rows, numbers = rows[by_row], numbers[by_row]
+    del by_row
     bounds = np.searchsorted(rows, np.arange(len(song_ids) + 1))
-    popularity = np.array([max(n, 1) ** -COPLAY_POPULARITY_EXPONENT for n in np.diff(bounds).tolist()])
+    popularity = np.maximum(np.diff(bounds), 1).astype(np.float64) ** -COPLAY_POPULARITY_EXPONENT
     ties = np.array([tie_break(song) for song in song_ids.tolist()])
-    values = (lengths[numbers] ** -COPLAY_LENGTH_EXPONENT * popularity[rows] * ties[rows]).astype(np.float32)
+    values = (counts[numbers].astype(np.float64) ** -COPLAY_LENGTH_EXPONENT * popularity[rows] * ties[rows]).astype(np.float32)
     return [Sparse(numbers[a:b], values[a:b]) for a, b in zip(bounds[:-1].tolist(), bounds[1:].tolist())]
 
 
@@ -97,33 +125,24 @@ def word_vectors(model, plays: Mapping[int, int]) -> tuple[np.ndarray, np.ndarra
     return ids, unit
 
 
-def song_payloads(catalogue: Catalogue) -> dict[int, dict]:
-    """Every catalogue song's payload, by song id."""
-    return {
-        int(i): song_payload(int(i), s.title, s.artist, s.tags, catalogue.plays.get(int(i), 0))
-        for i, s in catalogue.songs.items()
-    }
-
-
-def w2v_collection(catalogue: Catalogue, playlists: list[list[int]], model, payloads: Mapping[int, dict]) -> CollectionData:
+def w2v_collection(catalogue: Catalogue, playlists: list[list[int]], model) -> CollectionData:
     """songs_w2v's points: the songs the model knows, with their co-play vectors."""
     word_ids, vectors = word_vectors(model, catalogue.plays)
-    return CollectionData(word_ids, vectors, [payloads[int(i)] for i in word_ids.tolist()], {COPLAY_VECTOR: coplay_vectors(playlists, word_ids)})
+    return CollectionData(word_ids, vectors, SongPayloads(catalogue, word_ids), {COPLAY_VECTOR: coplay_vectors(playlists, word_ids)})
 
 
-def meta_collection(catalogue: Catalogue, encoder, payloads: Mapping[int, dict], progress=None) -> CollectionData:
+def meta_collection(catalogue: Catalogue, encoder, progress=None) -> CollectionData:
     """songs_meta's points: every song of the catalogue, with its metadata vector."""
     song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
     songs = [catalogue.songs[int(i)] for i in song_ids.tolist()]
-    return CollectionData(song_ids, metadata_vectors(songs, encoder, progress), [payloads[int(i)] for i in song_ids.tolist()])
+    return CollectionData(song_ids, metadata_vectors(songs, encoder, progress), SongPayloads(catalogue, song_ids))
 
 
 def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
     """Both collections' points: songs_w2v, and songs_meta only with an ``encoder``."""
-    payloads = song_payloads(catalogue)
-    collections = {W2V_ALIAS: w2v_collection(catalogue, playlists, model, payloads)}
+    collections = {W2V_ALIAS: w2v_collection(catalogue, playlists, model)}
     if encoder is not None:
-        collections[META_ALIAS] = meta_collection(catalogue, encoder, payloads, progress)
+        collections[META_ALIAS] = meta_collection(catalogue, encoder, progress)
     return collections
 
 

@@ -12,8 +12,10 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Callable, Mapping
+
+import numpy as np
 
 from ingest.dataset import Dataset
 from ingest.evaluation.baselines import popularity_answers
@@ -34,18 +36,33 @@ FLOOR_LIFT = 0.25
 class GateProtocol:
     """How the gate samples: fixed, so that two runs on similar data are comparable.
 
-    The gate draws fewer queries than the full evaluation (and no cold songs);
-    ``train_playlists`` can cap training to a seeded subset of the training
-    split for slow settings, which lowers the numbers: gate numbers are only
-    comparable with gate numbers of the same ``version``.
+    The gate draws fewer queries than the full evaluation (and no cold songs).  A dataset of
+    more than ``max_playlists`` playlists is measured on a seeded sample of that many and the
+    songs they play (:func:`gate_sample`), so that the gate's memory and time stay bounded
+    beside the ingest at any catalogue size; a sample scores lower than the whole, so
+    :meth:`for_playlists` gives the sampled protocol a version of its own: gate numbers are
+    only comparable with gate numbers of the same ``version``.
     """
 
     holdout: float = 0.1
     seed: int = 7
     queries: int = 1000
-    train_playlists: int | None = None  # None: the whole training split (the default settings train in ~11 s)
+    max_playlists: int | None = 12_000
     k: int = HEADLINE_K
     version: str = "gate-v2-served"
+
+    @property
+    def sampled(self) -> bool:
+        return self.version.endswith(SAMPLED_SUFFIX)
+
+    def for_playlists(self, playlists: int) -> "GateProtocol":
+        """This protocol for a dataset of ``playlists`` playlists: the sampled one above ``max_playlists``."""
+        if self.sampled or self.max_playlists is None or playlists <= self.max_playlists:
+            return self
+        return replace(self, version=f"{self.version}-{self.max_playlists}{SAMPLED_SUFFIX}")
+
+
+SAMPLED_SUFFIX = "-playlist-sample"
 
 
 @dataclass
@@ -72,9 +89,21 @@ class GateVerdict:
         return f"quality gate {verdict}: {self.reason}"
 
 
+def gate_sample(dataset: Dataset, protocol: GateProtocol) -> Dataset:
+    """What a sampled ``protocol`` measures of ``dataset``: ``protocol.max_playlists`` of its
+    playlists (seeded) and the songs they play; the whole dataset otherwise."""
+    if not protocol.sampled or len(dataset.playlists) <= protocol.max_playlists:
+        return dataset
+    keep = np.sort(np.random.default_rng(protocol.seed).choice(len(dataset.playlists), protocol.max_playlists, replace=False))
+    playlists = [dataset.playlists[i] for i in keep.tolist()]
+    played = {song for playlist in playlists for song in playlist}
+    songs = {song_id: song for song_id, song in dataset.songs.items() if song_id in played}
+    return Dataset(songs, playlists, dataset.source, dataset.fingerprint, dataset.problems)
+
+
 def gate_split(dataset: Dataset, protocol: GateProtocol = GateProtocol()) -> EvalData:
-    """The held-out split and queries the gate measures on."""
-    return prepare(dataset, protocol.holdout, protocol.seed, protocol.queries, cold=0, max_train_playlists=protocol.train_playlists)
+    """The held-out split and queries the gate measures on (of the dataset :func:`gate_sample` gives)."""
+    return prepare(gate_sample(dataset, protocol), protocol.holdout, protocol.seed, protocol.queries, cold=0)
 
 
 def quality_gate(
@@ -106,10 +135,12 @@ def quality_gate(
       Live metrics from another protocol version are ignored (the reason says so).
     * ``trainer(playlists, settings)`` replaces training (tests use it to plant
       a broken model); it returns a gensim Word2Vec.
+    * ``protocol`` is taken for the dataset's size (:meth:`GateProtocol.for_playlists`).
     * ``data`` is ``gate_split(dataset, protocol)`` when the caller made it already (after
       which the gate reads only ``dataset.songs``).
     """
     start = time.perf_counter()
+    protocol = protocol.for_playlists(len(dataset.playlists))
     data = gate_split(dataset, protocol) if data is None else data
     t = time.perf_counter()
     model = (trainer or train_word2vec)(data.train_sentences(), settings)
@@ -161,13 +192,15 @@ class GateProcess:
     again) reads its arguments as a pickle on stdin and writes back the verdict and its peak RSS
     (MiB).  :meth:`result` waits for them; :meth:`stop` ends the gate early (a failed ingest)."""
 
-    def __init__(self, dataset: Dataset, settings: W2VSettings, live_metrics: Mapping | None):
+    def __init__(self, dataset: Dataset, settings: W2VSettings, live_metrics: Mapping | None, protocol: GateProtocol = GateProtocol()):
+        protocol = protocol.for_playlists(len(dataset.playlists))
+        dataset = gate_sample(dataset, protocol)  # before pickling: the pickle and the gate's copy hold the sample only
         self._process = subprocess.Popen(
             [sys.executable, "-c", "from ingest.gate import gate_process; gate_process()"],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             env={**os.environ, "PYTHONPATH": os.pathsep.join(p for p in sys.path if p)},  # the modules this process runs
         )
-        arguments = pickle.dumps((dataset, settings, live_metrics), protocol=pickle.HIGHEST_PROTOCOL)
+        arguments = pickle.dumps((dataset, settings, live_metrics, protocol), protocol=pickle.HIGHEST_PROTOCOL)
         # written from a thread: the new interpreter reads only once it has started
         self._writer = threading.Thread(target=self._write, args=(arguments,), name="songsearch-gate-input", daemon=True)
         self._writer.start()
@@ -206,10 +239,10 @@ def gate_process() -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the ingest's to handle: it stops this
     answer, sys.stdout = sys.stdout.buffer, sys.stderr  # nothing but the answer goes to stdout
     try:
-        dataset, settings, live_metrics = pickle.load(sys.stdin.buffer)
-        data = gate_split(dataset)
+        dataset, settings, live_metrics, protocol = pickle.load(sys.stdin.buffer)
+        data = gate_split(dataset, protocol)
         dataset.playlists.clear()  # this process's copy: the split holds what the gate needs of them
-        outcome = (quality_gate(dataset, settings, live_metrics, data=data), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+        outcome = (quality_gate(dataset, settings, live_metrics, protocol=protocol, data=data), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     except Exception as exc:  # noqa: BLE001 - handed to the ingest, which reports it
         outcome = exc if isinstance(exc, SongSearchError) else SongSearchError(f"quality gate: {type(exc).__name__}: {exc}")
     answer.write(pickle.dumps(outcome, protocol=pickle.HIGHEST_PROTOCOL))

@@ -20,7 +20,7 @@ from tqdm import tqdm
 
 from ingest import janitor
 from ingest import publish as pub
-from ingest.collections import CollectionData, meta_collection, song_payloads, w2v_collection
+from ingest.collections import CollectionData, meta_collection, w2v_collection
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
 from ingest.gate import GateProcess, GateVerdict
 from ingest.model_dir import ModelDir
@@ -152,8 +152,7 @@ def publish_model(
 
         # songs_w2v first: a background encoding of the titles (run_ingest) goes on meanwhile
         with stage("build songs_w2v"):
-            payloads = song_payloads(catalogue)
-            w2v_data = w2v_collection(catalogue, playlists, model, payloads)
+            w2v_data = w2v_collection(catalogue, playlists, model)
             release_model(model)  # saved, and its vectors copied out
             playlists.clear()
         write(W2V_ALIAS, w2v_data)
@@ -166,7 +165,7 @@ def publish_model(
                 raise SongSearchError(f"{report.gate.summary()}: nothing published (--force publishes anyway)")
             model_dir.save_quality(report.gate.to_dict())
         with stage("encode metadata"), run.bar("encoding titles", unit="title") as bar:
-            meta_data = meta_collection(catalogue, encoder, payloads, bar)
+            meta_data = meta_collection(catalogue, encoder, bar)
             if encoder.cache is not None:  # written if it grew; its vectors let go of either way
                 encoder.cache.save()
         write(META_ALIAS, meta_data)

@@ -13,6 +13,8 @@ import time
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
+
 from ingest.collections import CollectionData
 from search.contract import ALIASES, W2V_ALIAS, AliasesDamagedError, Layout, SongSearchError, physical_name, split_physical_name
 from search.store import Nearest, Search, Store
@@ -92,7 +94,7 @@ def write_collection(
             # whole regions until the segment was rebuilt (vacuumed) without them.
             store.finish_collection(name, reindex=bool(moved))
             return len(upserts) + len(payload_only)
-    store.create_collection(name, data.dim, sorted(data.sparse), layout)
+    store.create_collection(name, data.dim, sorted(data.sparse), layout, len(data.ids))
     _upsert(store, name, data, range(len(data.ids)), progress)
     if progress is not None:
         progress.set_description(f"indexing {name}")
@@ -109,7 +111,7 @@ def verify_collection(store: Store, name: str, data: CollectionData) -> None:
     count = store.count(name)
     if count != len(data.ids):
         raise SongSearchError(f"{name} holds {count} points, expected {len(data.ids)}: not published")
-    probe = max(range(len(data.ids)), key=lambda row: (data.payloads[row].get("plays", 0), -row))
+    probe = int(np.argmax(data.payloads.plays))  # the first of the most played
     probe_id = int(data.ids[probe])
     hits = store.search(name, Search((Nearest(data.vectors[probe]),), PROBE_DEPTH))
     if probe_id not in {h.song_id for h in hits}:

@@ -101,11 +101,24 @@ INDEXES = {
 }
 
 
-def index_settings(collection: str, quantization: str | None = None) -> IndexSettings:
+#: A collection of more than this many points is built as LARGE_INDEXES says: the recall of
+#: songs_meta's graph falls as the catalogue grows, unless it is built with a wider beam
+#: (benchmarks/scale.py measures it).
+#: songs_w2v stays an exact scan at any size: a graph on its vectors finds fewer of the true
+#: neighbours the larger the catalogue (benchmarks/engine_floor.py, docs/engine_floor.md).
+LARGE_COLLECTION_POINTS = 250_000
+LARGE_INDEXES = {META_ALIAS: dict(hnsw_ef_construct=128)}
+
+
+def index_settings(collection: str, quantization: str | None = None, points: int = 0) -> IndexSettings:
     """The index settings of an alias or of a physical collection behind one (with a version's
-    quantization, when it has one)."""
+    quantization, when it has one); ``points`` (how many a new collection will hold) matters to
+    how it is built, not to how it is searched."""
     parsed = split_physical_name(collection)
-    settings = INDEXES.get(parsed[0] if parsed else collection, IndexSettings())
+    alias = parsed[0] if parsed else collection
+    settings = INDEXES.get(alias, IndexSettings())
+    if points > LARGE_COLLECTION_POINTS:
+        settings = replace(settings, **LARGE_INDEXES.get(alias, {}))
     return replace(settings, quantization=quantization) if quantization else settings
 
 

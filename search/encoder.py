@@ -167,7 +167,10 @@ class TitleCache:
         """Write every vector (if any was added) and let go of them in memory."""
         if self._added:
             saved, titles = self.load(), list(self._rows) + [t for t in self._added if t not in self._rows]
-            vectors = np.concatenate([saved, np.stack([self._added[t] for t in titles[len(self._rows):]])]) if len(titles) > len(self._rows) else saved
+            vectors = np.empty((len(titles), TITLE_DIM), dtype=np.float32)  # filled in place: no whole-cache temporaries
+            vectors[: len(saved)] = saved
+            for row, title in enumerate(titles[len(saved) :], start=len(saved)):
+                vectors[row] = self._added[title]
             self.path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.path.with_name(self.path.name + ".tmp.npz")
             np.savez(tmp, titles=np.array(titles, dtype=str), vectors=vectors)

@@ -4,7 +4,7 @@ the publish gate, the report, and the `ingest evaluate` / `ingest tune` commands
 from __future__ import annotations
 
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 import math
 
 import numpy as np
@@ -21,7 +21,7 @@ from ingest.evaluation.runner import evaluate
 from ingest.evaluation.split import prepare, split_playlists
 from ingest.evaluation.tags import is_generic_tag
 from ingest.evaluation.served import VERSION, ServedModel
-from ingest.gate import FLOOR_LIFT, GATE_MARGIN, GATE_METRIC, GateProcess, GateProtocol, quality_gate
+from ingest.gate import FLOOR_LIFT, GATE_MARGIN, GATE_METRIC, GateProcess, GateProtocol, gate_sample, gate_split, quality_gate
 from ingest.train import train_word2vec
 from search.contract import W2V_ALIAS, SongSearchError, physical_name
 from ingest.model_dir import ModelDir
@@ -259,6 +259,26 @@ def test_gate_refuses_a_broken_model(planted_dataset, good):
     assert not bad.passed and "Word2Vec alone" in bad.reason, bad.reason
     assert bad.metrics[w2v] < good.metrics[w2v] * (1 - GATE_MARGIN)
     assert bad.metrics[w2v] <= bad.floor * (1 + FLOOR_LIFT) < good.metrics[w2v]
+
+
+def test_a_dataset_of_more_playlists_than_the_gate_takes_is_measured_on_a_seeded_sample(planted_dataset, good):
+    """The gate beside an ingest stays as big at any catalogue size; a sample scores otherwise than
+    the whole, so its numbers are a protocol of their own, never compared with the whole's."""
+    whole = len(planted_dataset.playlists)
+    few = replace(SMALL, max_playlists=whole // 2)
+    assert few.for_playlists(whole // 2) == few and SMALL.for_playlists(whole) == SMALL
+    sampled = few.for_playlists(whole)
+    sample = gate_sample(planted_dataset, sampled)
+    assert len(sample.playlists) == whole // 2 and gate_sample(planted_dataset, sampled).playlists == sample.playlists
+    assert all(p in planted_dataset.playlists for p in sample.playlists)
+    assert set(sample.songs) == {song for p in sample.playlists for song in p} <= set(planted_dataset.songs)
+    split = gate_split(planted_dataset, sampled)
+    assert len(split.train) + len(split.heldout) == whole // 2 and len(split.ids) == len(sample.songs)
+    verdict = quality_gate(planted_dataset, TEST_W2V, live_metrics=good.metrics, protocol=few)
+    assert verdict.passed and verdict.protocol["version"] == sampled.version != good.protocol["version"]
+    assert verdict.live_value is None and "another protocol" in verdict.reason
+    again = quality_gate(planted_dataset, TEST_W2V, live_metrics=verdict.metrics, protocol=few)
+    assert again.live_value == verdict.value and "vs live" in again.reason  # two sampled runs compare
 
 
 def test_the_gates_store_answers_as_it_does_with_the_payload_indexes(planted_dataset):

@@ -8,6 +8,8 @@ cluster was not available where these tests were written.
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from click.testing import CliRunner
@@ -17,6 +19,7 @@ from ingest import publish as pub
 from ingest.cli import cli as ingest_cli
 from ingest.pipeline import run_update
 from search.api import SongSearch
+from search import contract
 from search.contract import META_ALIAS, W2V_ALIAS, Layout, SongSearchError, index_settings
 from search.store import Nearest, PayloadFilter, Search
 from search.store.edge import EdgeStore
@@ -67,6 +70,30 @@ def test_int8_collections_report_it_and_answer_as_the_stored_vectors_do(store, a
     if isinstance(store, EdgeStore):  # the int8 copies exist, the stored vectors are left on disk
         assert list((store.root / "collections" / f"{alias}__int8").rglob("quantized.data"))
         assert bool(list((store.root / "collections" / f"{alias}__plain").rglob("quantized.data"))) == (default is not None)
+
+
+def test_a_collection_above_the_large_size_gets_a_better_graph_that_finds_what_an_exact_scan_does(store, monkeypatch):
+    """songs_meta's graph is built with a wider beam beyond LARGE_COLLECTION_POINTS (its recall falls with size),
+    and its answers agree with exact search; songs_w2v is scanned exactly at any size."""
+    monkeypatch.setattr(contract, "LARGE_COLLECTION_POINTS", POINTS - 1)
+    created = {}
+    if isinstance(store, ServerStore):  # local mode keeps no index: what reaches the server is checked
+        create = store.client.create_collection
+        store.client.create_collection = lambda name, **kwargs: (created.update({name: (kwargs["hnsw_config"].m, kwargs["hnsw_config"].ef_construct)}), create(name, **kwargs))[1]
+    vectors = clustered_vectors()
+    sizes = {"songs_meta__small": POINTS - 1, "songs_meta__large": POINTS, "songs_w2v__large": POINTS}
+    for name, points in sizes.items():
+        store.create_collection(name, DIM, layout=Layout(), points=points)
+        store.upsert(name, np.arange(POINTS), vectors, [{"song_id": i} for i in range(POINTS)])
+        store.finish_collection(name)
+        if isinstance(store, EdgeStore):
+            hnsw = json.loads((store.root / "collections" / name / "edge_config.json").read_text())["hnsw_config"]
+            created[name] = (hnsw["m"], hnsw["ef_construct"])
+    small, wider = index_settings(META_ALIAS), contract.LARGE_INDEXES[META_ALIAS]["hnsw_ef_construct"]
+    assert created == {"songs_meta__small": (small.hnsw_m, small.hnsw_ef_construct), "songs_meta__large": (small.hnsw_m, wider),
+                       "songs_w2v__large": (0, index_settings(W2V_ALIAS).hnsw_ef_construct)}
+    assert wider > small.hnsw_ef_construct
+    assert recall_at_10(store, "songs_meta__large", vectors) >= 0.95
 
 
 def test_an_int8_ingest_serves_and_an_update_keeps_int8(planted, home_settings, store, tmp_path):

@@ -13,7 +13,7 @@ from ingest.dataset import load_dataset
 from ingest.evaluation.continuation import MAX_QUERIES, SEEDS
 from ingest.evaluation.metrics import HEADLINE_K, KS, METRICS, MethodResult, format_rows
 from ingest.evaluation.runner import DEFAULT_LABEL, Evaluation, evaluate
-from ingest.gate import FLOOR_LIFT, GateVerdict, quality_gate
+from ingest.gate import FLOOR_LIFT, SAMPLED_SUFFIX, GateVerdict, quality_gate
 from ingest.train import DEFAULT_PRESET, PRESETS, W2VSettings
 from search.clikit import format_table, markdown_table
 from search.contract import Settings
@@ -328,12 +328,18 @@ def _tuning_section(tuning: Mapping) -> list[str]:
     return out + [markdown_table(headers, rows), ""]
 
 
+def _gate_playlists(protocol: dict) -> str:
+    if protocol["version"].endswith(SAMPLED_SUFFIX):
+        return f"a seeded sample of {protocol['max_playlists']:,} playlists"
+    return "every playlist"
+
+
 def _gate_section(gate: GateVerdict, label: str) -> list[str]:
     m, p, k = gate.metrics, gate.protocol, gate.protocol["k"]
     return [
         "## Quality gate (publish)", "",
         f"`ingest.gate.quality_gate` trains the settings being published on a seeded split (protocol `{p['version']}`: "
-        f"{p['train_playlists'] or 'all'} training playlists of the split, {p['queries']} queries, holdout {p['holdout']}, "
+        f"{_gate_playlists(p)}, {p['queries']} queries, holdout {p['holdout']}, "
         f"seed {p['seed']}), publishes the model into a throwaway store and scores the served default answer; it refuses "
         f"when {gate.metric} does not beat max(popularity, chance) by {FLOOR_LIFT:.0%}, or is more than {gate.margin:.0%} "
         f"(relative) below the live version's recorded value. On this data with the `{label}` settings it took "

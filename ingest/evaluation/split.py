@@ -93,7 +93,6 @@ def prepare(
     queries: int = 5000,
     cold: int = 500,
     context_window: int = 5,  # CONTEXT_WINDOW
-    max_train_playlists: int | None = None,
 ) -> EvalData:
     """Split ``dataset`` and draw the queries; cheap (no training).
 
@@ -101,16 +100,13 @@ def prepare(
     (so that they can be scored) and in a training playlist (so that context
     averaging has plays to average); all their training occurrences are cut
     out.  ``context_window`` is how many songs either side of such an
-    occurrence count as "played with" it.  ``max_train_playlists`` caps the
-    training playlists (a seeded subset) for quick runs such as the gate.
+    occurrence count as "played with" it.
     """
     rng = np.random.default_rng(seed)
     ids = np.array(sorted(dataset.songs), dtype=np.int64)
     lookup = {int(s): i for i, s in enumerate(ids.tolist())}
     encoded = [np.array([lookup[s] for s in p], dtype=np.int64) for p in dataset.playlists]
     train_idx, held_idx = split_playlists(len(encoded), holdout, seed)
-    if max_train_playlists is not None and len(train_idx) > max_train_playlists:
-        train_idx = np.sort(rng.choice(train_idx, size=max_train_playlists, replace=False))
     train_full = [encoded[i] for i in train_idx]
     heldout = [encoded[i] for i in held_idx]
     n = len(ids)

@@ -24,7 +24,7 @@ import numpy as np
 from search.contract import IndexSettings, Layout, Settings
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Sparse:
     """A sparse vector: dimension numbers (ascending) and their values."""
 
@@ -319,8 +319,9 @@ class Writer(ABC):
     can_distribute: bool = False
 
     @abstractmethod
-    def create_collection(self, name: str, dim: int, sparse_vectors: Sequence[str] = (), layout: Layout = Layout()) -> None:
-        """A new empty collection, indexed as ``index_settings(name, layout.quantization)`` says."""
+    def create_collection(self, name: str, dim: int, sparse_vectors: Sequence[str] = (), layout: Layout = Layout(), points: int = 0) -> None:
+        """A new empty collection for ``points`` points, indexed as ``index_settings(name,
+        layout.quantization, points)`` says."""
 
     @abstractmethod
     def upsert(

@@ -167,11 +167,11 @@ class EdgeStore(Store):
         return private_copy(path, base / name, set(self.collections()), MIN_FREE_TO_OPEN)
 
     # -- writing --
-    def create_collection(self, name: str, dim: int, sparse_vectors=(), layout: Layout = Layout()) -> None:
+    def create_collection(self, name: str, dim: int, sparse_vectors=(), layout: Layout = Layout(), points: int = 0) -> None:
         path = self._collections_dir / name
         if path.exists():
             raise SongSearchError(f"collection {name} already exists")
-        index = index_settings(name, layout.quantization)
+        index = index_settings(name, layout.quantization, points)
         datatype = qe.VectorStorageDatatype.Float16 if index.float16 else None
         # int8 copies Cold: read ahead by readers (read_ahead), not paged in at every load;
         # with --quantization the stored vectors stay on disk too (read only to rescore)

@@ -104,10 +104,10 @@ class ServerStore(Store):
     can_distribute = True
 
     @_one_line_errors
-    def create_collection(self, name: str, dim: int, sparse_vectors=(), layout: Layout = Layout()) -> None:
+    def create_collection(self, name: str, dim: int, sparse_vectors=(), layout: Layout = Layout(), points: int = 0) -> None:
         if self.client.collection_exists(name):
             raise SongSearchError(f"collection {name} already exists")
-        index = index_settings(name, layout.quantization)
+        index = index_settings(name, layout.quantization, points)
         self.client.create_collection(
             name,
             # int8 copies in RAM; with --quantization the stored vectors stay on disk
