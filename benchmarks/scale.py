@@ -46,7 +46,10 @@ accumulate in docs/scale.json, so sizes can be run one at a time.
   store), wall time and the peak RSS of the ingest process and its quality-gate process together
   (sampled every 50 ms; rows measured before the gate had its own process are the ingest's alone); the per-stage seconds and peak RSS are the
   ones `ingest` prints. The plain row starts from an empty title-embedding cache; the int8 row
-  (`ingest --quantization int8`) from the plain row's cache, so it encodes no titles.
+  (`ingest --quantization int8`) from the plain row's cache, so it encodes no titles. From
+  0affa12 the gate judges a seeded sample of 12,000 playlists of a bigger dataset (4x and 16x;
+  before, every playlist), and songs_meta above 250,000 songs is built with HNSW ef_construct
+  128 instead of 64 (`LARGE_INDEXES` in search/contract.py).
 - Store: bytes under SONGSEARCH_HOME/qdrant; vectors in RAM: the dense vectors a search reads from
   memory (songs_w2v float16 and songs_meta float32, or their int8 copies when quantized; the
   stored vectors then stay on disk and are read only to rescore).

@@ -38,8 +38,8 @@ class GateProtocol:
 
     The gate draws fewer queries than the full evaluation (and no cold songs).  A dataset of
     more than ``max_playlists`` playlists is measured on a seeded sample of that many and the
-    songs they play (:func:`gate_sample`), so that the gate's memory and time stay bounded
-    beside the ingest at any catalogue size; a sample scores lower than the whole, so
+    songs they play (:func:`gate_sample`), so that the gate beside the ingest trains on as
+    many plays at any catalogue size; a sample scores lower than the whole, so
     :meth:`for_playlists` gives the sampled protocol a version of its own: gate numbers are
     only comparable with gate numbers of the same ``version``.
     """
