@@ -51,7 +51,8 @@ accumulate in docs/scale.json, so sizes can be run one at a time.
   before, every playlist), and songs_meta above 250,000 songs is built with HNSW ef_construct
   128 instead of 64 (`LARGE_INDEXES` in search/contract.py).
 - Store: bytes under SONGSEARCH_HOME/qdrant; vectors in RAM: the dense vectors a search reads from
-  memory (songs_w2v float16 and songs_meta float32, or their int8 copies when quantized; the
+  memory (songs_w2v and songs_meta float16, songs_meta float32 in rows measured before 2026-12-07,
+  or their int8 copies when quantized; the
   stored vectors then stay on disk and are read only to rescore).
 - Search: in-process `SongSearch`, {queries} seeded random songs of songs_w2v after one warm-up
   call, `--artist` being the song's own artist. Recall@10: the served answers against exact search

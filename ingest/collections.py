@@ -52,16 +52,19 @@ class CollectionData:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
-    def digests(self) -> dict[int, str]:
-        """A digest of each point's vectors and of its payload ("vectors:payload"): what changed between versions."""
+    def digests(self, float16: bool = False) -> dict[int, str]:
+        """A digest of each point's vectors and of its payload ("vectors:payload"): what changed
+        between versions.  ``float16``: the vectors are stored in half precision, which their
+        digest says, so that a version storing them otherwise is written anew, not copied."""
 
         def digest(blob: bytes) -> str:
             return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
         vectors = np.asarray(self.vectors, dtype=np.float32)
+        stored_as = b"float16" if float16 else b""  # float32 digests as before
         out = {}
         for row, song_id in enumerate(self.ids.tolist()):
-            blob = vectors[row].tobytes() + b"".join(  # indices as int64 whatever their dtype: digests stay comparable
+            blob = stored_as + vectors[row].tobytes() + b"".join(  # indices as int64 whatever their dtype: digests stay comparable
                 s[row].indices.astype(np.int64).tobytes() + s[row].values.tobytes() for _, s in sorted(self.sparse.items())
             )
             out[int(song_id)] = f"{digest(blob)}:{digest(json.dumps(self.payloads[row], sort_keys=True).encode())}"

@@ -25,7 +25,7 @@ from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_pla
 from ingest.gate import GateProcess, GateVerdict
 from ingest.model_dir import ModelDir
 from ingest.train import W2VSettings, continue_training, release_model, train_word2vec
-from search.contract import META_ALIAS, W2V_ALIAS, Layout, Settings, SongSearchError, physical_name
+from search.contract import META_ALIAS, W2V_ALIAS, Layout, Settings, SongSearchError, index_settings, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
 from search.store.files import check_free
@@ -142,7 +142,7 @@ def publish_model(
         def write(alias: str, data: CollectionData) -> None:
             """Write and check one collection; its points are not kept (the next one's need the memory)."""
             with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
-                digests[alias] = data.digests()
+                digests[alias] = data.digests(float16=index_settings(alias, report.layout.quantization).float16)
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
                 name = physical_name(alias, version)
                 report.written[alias] = pub.write_collection(store, name, data, digests[alias], base, bar, report.layout)

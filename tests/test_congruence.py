@@ -28,7 +28,7 @@ from search.api import SongSearch
 from search.find import Filters
 from search.contract import ALIASES, INDEXES, META_ALIAS, W2V_ALIAS, Settings, physical_name
 from search.encoder import MetadataEncoder
-from search.store import PayloadFilter, Sparse
+from search.store import Nearest, PayloadFilter, Search, Sparse
 from tests.conftest import fake_title_model, ingest_planted, make_store, write_planted_dataset
 
 F16 = 2e-3
@@ -181,10 +181,24 @@ def run_operations(tmp_path, title_model, tol: float) -> list[str]:
     return differ
 
 
+def _float32_on_edge(monkeypatch, aliases) -> None:
+    for alias in aliases:
+        monkeypatch.setitem(INDEXES, alias, replace(INDEXES[alias], float16=False))
+
+
 @pytest.fixture
-def float32_w2v(monkeypatch):
-    """songs_w2v in float32 on Edge too, as local mode keeps it."""
-    monkeypatch.setitem(INDEXES, W2V_ALIAS, replace(INDEXES[W2V_ALIAS], float16=False))
+def float32_vectors(monkeypatch):
+    """Both collections in float32 on Edge too, as local mode keeps them."""
+    _float32_on_edge(monkeypatch, ALIASES)
+
+
+@pytest.fixture
+def float32_meta(monkeypatch):
+    """songs_meta in float32 on Edge too.  Its fake titles lie a few thousandths of a cosine
+    apart, so float16 swaps some of them in its ranked lists, and rank fusion (the hybrid, cold
+    start) turns one swapped rank into a fused score further off than any rounding:
+    test_songs_meta_in_float16_ranks_as_float32_does checks those lists themselves."""
+    _float32_on_edge(monkeypatch, (META_ALIAS,))
 
 
 @pytest.fixture
@@ -193,19 +207,45 @@ def tie_free(monkeypatch):
     return tie_free_title_model
 
 
-def test_backends_answer_alike_after_every_operation(tie_free, float32_w2v, tmp_path):
+def test_backends_answer_alike_after_every_operation(tie_free, float32_vectors, tmp_path):
     """No ties, the same vector precision: every answer the same, to float32 rounding."""
     differ = run_operations(tmp_path, tie_free, tol=1e-6)
     assert not differ, f"{len(differ)} answers differ:\n" + "\n".join(differ)
 
 
-def test_backends_answer_alike_up_to_float16(tie_free, tmp_path):
-    """The served precision (float16 on Edge): every answer the same up to its rounding."""
+def test_backends_answer_alike_up_to_float16(tie_free, float32_meta, tmp_path):
+    """songs_w2v at the served precision (float16 on Edge): every answer the same up to its rounding."""
     differ = run_operations(tmp_path, tie_free, tol=F16)
     assert not differ, f"{len(differ)} answers differ:\n" + "\n".join(differ)
 
 
-def test_backends_answer_alike_with_tied_scores(float32_w2v, tmp_path):
+def test_songs_meta_in_float16_ranks_as_float32_does(tmp_path):
+    """Edge stores songs_meta's vectors in float16 (search.contract.INDEXES), local mode in
+    float32: every song's nearest songs_meta neighbours (the list the hybrid and cold start
+    fuse) are the same songs in the same order, but for neighbours within float16 rounding."""
+    planted = write_planted_dataset(tmp_path / "data")
+    stores = {}
+    for kind in ("edge", "server"):
+        settings = Settings(home=tmp_path / kind / "home")
+        stores[kind] = make_store(kind, tmp_path / kind)
+        ingest_planted(planted, settings, stores[kind], encoder=MetadataEncoder(title_model=tie_free_title_model))
+    edge, server = stores["edge"], stores["server"]
+    ids = server.scroll_ids(META_ALIAS)
+    stored = {kind: store.retrieve(META_ALIAS, ids, with_vectors=True) for kind, store in stores.items()}
+    halved = [stored["edge"][i].vector for i in ids]
+    assert all(np.array_equal(v, v.astype(np.float16).astype(np.float32)) for v in halved)  # float16 on Edge
+    assert not all(np.array_equal(v.vector, v.vector.astype(np.float16).astype(np.float32)) for v in stored["server"].values())
+    for song in ids:
+        query = Search((Nearest(stored["server"][song].vector),), 10)
+        e, s = edge.search(META_ALIAS, query), server.search(META_ALIAS, query)
+        assert len(e) == len(s) == 10
+        assert same_order(e, s, F16), (song, [(h.song_id, h.score) for h in e], [(h.song_id, h.score) for h in s])
+        assert all(abs(a.score - b.score) <= F16 for a, b in zip(e, s))
+    for store in stores.values():
+        store.close()
+
+
+def test_backends_answer_alike_with_tied_scores(float32_vectors, tmp_path):
     """Ingest's own co-play values, which tie often (the same number of shared playlists and
     of plays), and conftest's fake titles, which tie within an artist.  Qdrant orders tied
     points as each backend happens to hold them, and rank fusion turns that order into

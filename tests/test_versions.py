@@ -8,6 +8,7 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -19,7 +20,7 @@ from ingest.collections import tie_break
 from ingest.model_dir import ModelDir
 from ingest.pipeline import run_update
 from search.api import SongSearch
-from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, SongSearchError
+from search.contract import COPLAY_VECTOR, INDEXES, META_ALIAS, W2V_ALIAS, SongSearchError
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import open_store
 from search.store.edge import EdgeStore
@@ -67,6 +68,27 @@ def test_reingest_of_the_same_data_is_identical_and_copies_unchanged_metadata(pl
         assert second.written == {W2V_ALIAS: 0, META_ALIAS: 0}
     else:
         assert second.written == {W2V_ALIAS: 48, META_ALIAS: 48}
+
+
+def test_a_version_stored_in_float32_is_written_anew_in_float16_then_copied(planted, home_settings, monkeypatch):
+    """songs_meta was stored in float32 before it was float16 (search.contract.INDEXES): the
+    first ingest after the change writes it in float16, not a copy of the float32 one."""
+    store = EdgeStore(home_settings.embedded_dir)
+    monkeypatch.setitem(INDEXES, META_ALIAS, replace(INDEXES[META_ALIAS], float16=False))
+    ingest_planted(planted, home_settings, store)
+    monkeypatch.undo()
+    assert INDEXES[META_ALIAS].float16
+
+    def stored_in_float16() -> bool:
+        vectors = [p.vector for p in store.retrieve(META_ALIAS, list(range(48)), with_vectors=True).values()]
+        return all(np.array_equal(v, v.astype(np.float16).astype(np.float32)) for v in vectors)
+
+    assert not stored_in_float16()
+    assert ingest_planted(planted, home_settings, store).written[META_ALIAS] == 48
+    assert stored_in_float16()
+    assert ingest_planted(planted, home_settings, store).written[META_ALIAS] == 0
+    assert stored_in_float16()
+    store.close()
 
 
 def test_rollback_serves_the_previous_version(planted, home_settings, store):
