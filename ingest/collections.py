@@ -15,7 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ingest.dataset import Catalogue
-from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, song_payload
+from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, index_settings, song_payload
 from search.store import Sparse
 
 
@@ -60,11 +60,10 @@ class CollectionData:
         def digest(blob: bytes) -> str:
             return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
-        vectors = np.asarray(self.vectors, dtype=np.float32)
         stored_as = b"float16" if float16 else b""  # float32 digests as before
         out = {}
         for row, song_id in enumerate(self.ids.tolist()):
-            blob = stored_as + vectors[row].tobytes() + b"".join(  # indices as int64 whatever their dtype: digests stay comparable
+            blob = stored_as + self.vectors[row].tobytes() + b"".join(  # indices as int64 whatever their dtype: digests stay comparable
                 s[row].indices.astype(np.int64).tobytes() + s[row].values.tobytes() for _, s in sorted(self.sparse.items())
             )
             out[int(song_id)] = f"{digest(blob)}:{digest(json.dumps(self.payloads[row], sort_keys=True).encode())}"
@@ -135,10 +134,12 @@ def w2v_collection(catalogue: Catalogue, playlists: list[list[int]], model) -> C
 
 
 def meta_collection(catalogue: Catalogue, encoder, progress=None) -> CollectionData:
-    """songs_meta's points: every song of the catalogue, with its metadata vector."""
+    """songs_meta's points: every song of the catalogue, with its metadata vector (held in the
+    precision songs_meta stores: a catalogue's float32 vectors would be the upsert's peak)."""
     song_ids = np.array(sorted(catalogue.songs), dtype=np.int64)
     songs = [catalogue.songs[int(i)] for i in song_ids.tolist()]
-    return CollectionData(song_ids, metadata_vectors(songs, encoder, progress), SongPayloads(catalogue, song_ids))
+    dtype = np.float16 if index_settings(META_ALIAS).float16 else np.float32
+    return CollectionData(song_ids, metadata_vectors(songs, encoder, progress, dtype), SongPayloads(catalogue, song_ids))
 
 
 def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
@@ -154,9 +155,9 @@ def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, e
 ENCODE_CHUNK = 100_000
 
 
-def metadata_vectors(songs: list, encoder, progress=None) -> np.ndarray:
-    """songs_meta's vectors, ``ENCODE_CHUNK`` songs at a time, into one float32 array."""
-    out = np.empty((len(songs), encoder.dim), dtype=np.float32)
+def metadata_vectors(songs: list, encoder, progress=None, dtype=np.float32) -> np.ndarray:
+    """songs_meta's vectors, ``ENCODE_CHUNK`` songs at a time, into one array of ``dtype``."""
+    out = np.empty((len(songs), encoder.dim), dtype=dtype)
     for start in range(0, len(songs), ENCODE_CHUNK):
         chunk = songs[start : start + ENCODE_CHUNK]
         out[start : start + len(chunk)] = encoder.encode([s.title for s in chunk], [s.artist for s in chunk], progress)
