@@ -66,7 +66,7 @@ def _encoder(ctx):
 @click.option("--songs", "songs_file", type=click.Path(dir_okay=False), metavar="SONG_HASH", help="With --update: metadata of new songs, in song_hash.txt format.")
 @click.option("--keep", default=2, show_default=True, type=click.IntRange(min=1), help="Versions to keep for rollback.")
 @click.option("--force", is_flag=True, help="Publish even if the quality gate refuses the new model.")
-@click.option("--quantization", type=click.Choice(QUANTIZATIONS), help="Also keep the vectors as int8 copies in RAM (the stored ones on disk); searches rescore.")
+@click.option("--quantization", type=click.Choice(QUANTIZATIONS), help="Leave the stored vectors of both collections on disk: only their int8 copies (kept in every layout) take RAM; searches rescore from disk.")
 @click.option("--shards", type=click.IntRange(min=1), help="On a Qdrant server: shards per collection. [default: the cluster's]")
 @click.option("--replicas", type=click.IntRange(min=1), help="On a Qdrant server: copies of each shard. [default: the cluster's]")
 @click.option("--quiet", is_flag=True, help="No progress bars.")

@@ -15,6 +15,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from ingest.dataset import Catalogue
+from ingest.train import release_model
 from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, index_settings, song_payload
 from search.store import Sparse
 
@@ -52,6 +53,16 @@ class CollectionData:
     def dim(self) -> int:
         return int(self.vectors.shape[1])
 
+    def probe(self) -> tuple[int, np.ndarray]:
+        """The id and vector of the first of the most played songs: a query that must find it."""
+        row = int(np.argmax(self.payloads.plays))
+        return int(self.ids[row]), self.vectors[row].copy()
+
+    def release_vectors(self) -> None:
+        """Let go of the dense and sparse vectors (once written: building the index of a large
+        collection is an ingest's peak, and nothing reads them again)."""
+        self.vectors, self.sparse = self.vectors[:0], {}
+
     def digests(self, float16: bool = False) -> dict[int, str]:
         """A digest of each point's vectors and of its payload ("vectors:payload"): what changed
         between versions.  ``float16``: the vectors are stored in half precision, which their
@@ -69,6 +80,11 @@ class CollectionData:
             out[int(song_id)] = f"{digest(blob)}:{digest(json.dumps(self.payloads[row], sort_keys=True).encode())}"
         return out
 
+
+#: rows computed at a time (songs encoded per call, Word2Vec vectors normalised): the temporaries
+#: (several copies of a chunk, some in float64) stay a few hundred MB at any catalogue size,
+#: instead of outgrowing the vectors
+CHUNK_ROWS = 100_000
 
 #: A co-play value is len(playlist) ** -LENGTH_EXPONENT * playlists(song) ** -POPULARITY_EXPONENT.
 COPLAY_LENGTH_EXPONENT = 0.0
@@ -110,26 +126,44 @@ def tie_break(song: int) -> float:
     return 1.0 - 1e-6 * ((int(song) * 2654435761) % 2**32) / 2**32
 
 
-def word_vectors(model, plays: Mapping[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """(song ids ascending, stored Word2Vec vectors) of every song in the model's vocabulary.
+def word_vectors(model, plays: Mapping[int, int], dtype=np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """(song ids ascending, stored Word2Vec vectors as ``dtype``) of every song in the model's
+    vocabulary.
 
     Trained vectors share one direction (top neighbours at cosine 0.9999): the
     stored vector is the unit input vector minus the play-weighted mean of them
-    all, so that cosines spread and say something.
+    all, so that cosines spread and say something.  Computed ``CHUNK_ROWS`` rows at a time
+    into the output: beside the model, no whole-vocabulary float32 temporary.
     """
     ids = np.array([int(word) for word in model.wv.index_to_key], dtype=np.int64)
     order = np.argsort(ids)
-    ids, unit = ids[order], np.asarray(model.wv.vectors, dtype=np.float32)[order]  # a copy, changed in place:
-    unit /= np.maximum(np.linalg.norm(unit, axis=1, keepdims=True), 1e-12)  # one matrix at a time in memory
+    ids, trained = ids[order], model.wv.vectors
     weights = np.array([max(plays.get(int(i), 0), 0) for i in ids.tolist()], dtype=np.float64)
+
+    def unit_rows(start: int) -> np.ndarray:
+        rows = np.asarray(trained[order[start : start + CHUNK_ROWS]], dtype=np.float32)
+        rows /= np.maximum(np.linalg.norm(rows, axis=1, keepdims=True), 1e-12)
+        return rows
+
+    starts = range(0, len(ids), CHUNK_ROWS)
+    mean = np.zeros(trained.shape[1], dtype=np.float32)
     if weights.sum() > 0:
-        unit -= (weights @ unit / weights.sum()).astype(np.float32)
-    return ids, unit
+        mean = (sum(weights[s : s + CHUNK_ROWS] @ unit_rows(s) for s in starts) / weights.sum()).astype(np.float32)
+    out = np.empty((len(ids), trained.shape[1]), dtype=dtype)
+    for start in starts:
+        out[start : start + CHUNK_ROWS] = unit_rows(start) - mean
+    return ids, out
 
 
-def w2v_collection(catalogue: Catalogue, playlists: list[list[int]], model) -> CollectionData:
-    """songs_w2v's points: the songs the model knows, with their co-play vectors."""
-    word_ids, vectors = word_vectors(model, catalogue.plays)
+def w2v_collection(catalogue: Catalogue, playlists: list[list[int]], model, keep_model: bool = True) -> CollectionData:
+    """songs_w2v's points: the songs the model knows, with their co-play vectors; their vectors held
+    in the precision songs_w2v stores.  ``keep_model`` False releases the model
+    (:func:`ingest.train.release_model`) once its vectors are copied out, before the co-play
+    vectors are built: the two together would be the ingest's peak."""
+    dtype = np.float16 if index_settings(W2V_ALIAS).float16 else np.float32
+    word_ids, vectors = word_vectors(model, catalogue.plays, dtype)
+    if not keep_model:
+        release_model(model)
     return CollectionData(word_ids, vectors, SongPayloads(catalogue, word_ids), {COPLAY_VECTOR: coplay_vectors(playlists, word_ids)})
 
 
@@ -142,23 +176,20 @@ def meta_collection(catalogue: Catalogue, encoder, progress=None) -> CollectionD
     return CollectionData(song_ids, metadata_vectors(songs, encoder, progress, dtype), SongPayloads(catalogue, song_ids))
 
 
-def build_collections(catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None) -> dict[str, CollectionData]:
+def build_collections(
+    catalogue: Catalogue, playlists: list[list[int]], model, encoder=None, progress=None, keep_model: bool = True
+) -> dict[str, CollectionData]:
     """Both collections' points: songs_w2v, and songs_meta only with an ``encoder``."""
-    collections = {W2V_ALIAS: w2v_collection(catalogue, playlists, model)}
+    collections = {W2V_ALIAS: w2v_collection(catalogue, playlists, model, keep_model)}
     if encoder is not None:
         collections[META_ALIAS] = meta_collection(catalogue, encoder, progress)
     return collections
 
 
-#: songs encoded per call: the encoder's temporaries (several copies of its output, some in
-#: float64) stay a few hundred MB at any catalogue size, instead of outgrowing the vectors
-ENCODE_CHUNK = 100_000
-
-
 def metadata_vectors(songs: list, encoder, progress=None, dtype=np.float32) -> np.ndarray:
-    """songs_meta's vectors, ``ENCODE_CHUNK`` songs at a time, into one array of ``dtype``."""
+    """songs_meta's vectors, ``CHUNK_ROWS`` songs at a time, into one array of ``dtype``."""
     out = np.empty((len(songs), encoder.dim), dtype=dtype)
-    for start in range(0, len(songs), ENCODE_CHUNK):
-        chunk = songs[start : start + ENCODE_CHUNK]
+    for start in range(0, len(songs), CHUNK_ROWS):
+        chunk = songs[start : start + CHUNK_ROWS]
         out[start : start + len(chunk)] = encoder.encode([s.title for s in chunk], [s.artist for s in chunk], progress)
     return out

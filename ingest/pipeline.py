@@ -24,7 +24,7 @@ from ingest.collections import CollectionData, meta_collection, w2v_collection
 from ingest.dataset import Catalogue, Song, count_plays, load_dataset, parse_playlists, parse_songs, read_lines
 from ingest.gate import GateProcess, GateVerdict
 from ingest.model_dir import ModelDir
-from ingest.train import W2VSettings, continue_training, release_model, train_word2vec
+from ingest.train import W2VSettings, continue_training, train_word2vec
 from search.contract import META_ALIAS, W2V_ALIAS, Layout, Settings, SongSearchError, index_settings, physical_name
 from search.encoder import MetadataEncoder, TitleCache
 from search.store import Store, open_store
@@ -120,7 +120,7 @@ def publish_model(
 ) -> IngestReport:
     """Everything after training: embeddings, new collections, checks, the alias switch.
 
-    ``model`` is saved, then released (:func:`release_model`): it is of no use afterwards.
+    ``model`` is saved, then released once its vectors are copied out: it is of no use afterwards.
 
     ``gate`` (full ingests) is the quality gate running beside: its verdict is waited for once
     songs_w2v is written, and a refusal (unless ``force``) removes what was written.
@@ -142,18 +142,17 @@ def publish_model(
         def write(alias: str, data: CollectionData) -> None:
             """Write and check one collection; its points are not kept (the next one's need the memory)."""
             with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
-                digests[alias] = data.digests(float16=index_settings(alias, report.layout.quantization).float16)
+                digests[alias], probe = data.digests(float16=index_settings(alias, report.layout.quantization).float16), data.probe()
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
                 name = physical_name(alias, version)
-                report.written[alias] = pub.write_collection(store, name, data, digests[alias], base, bar, report.layout)
-                pub.verify_collection(store, name, data)
+                report.written[alias] = pub.write_collection(store, name, data, digests[alias], base, bar, report.layout, release=True)
+                pub.verify_collection(store, name, len(data.ids), probe)
                 store.release_except(())  # read again only by searches, once published
             report.vectors[alias] = len(data.ids)
 
         # songs_w2v first: a background encoding of the titles (run_ingest) goes on meanwhile
         with stage("build songs_w2v"):
-            w2v_data = w2v_collection(catalogue, playlists, model)
-            release_model(model)  # saved, and its vectors copied out
+            w2v_data = w2v_collection(catalogue, playlists, model, keep_model=False)  # saved by now
             playlists.clear()
         write(W2V_ALIAS, w2v_data)
         del w2v_data

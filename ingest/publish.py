@@ -63,6 +63,7 @@ def write_collection(
     progress=None,
     layout: Layout = Layout(),
     payload_indexes: bool = True,
+    release: bool = False,
 ) -> int:
     """Write ``data`` as collection ``name``; returns how many points were written.
 
@@ -72,6 +73,7 @@ def write_collection(
     only new or moved vectors and changed payloads: a re-ingest with unchanged
     metadata writes nothing, an update only what its playlists touched.  Without
     ``payload_indexes`` a new collection answers no faster when filtered (the gate asks no filter).
+    ``release``: ``data`` lets go of its vectors once they are sent, before the index is built.
     """
     if base is not None and digests is not None:
         base_name, base_digests = base
@@ -89,6 +91,8 @@ def write_collection(
             if payload_only:  # updated in place: the vector index stays as it is
                 store.set_payloads(name, data.ids[payload_only], [data.payloads[r] for r in payload_only])
             _upsert(store, name, data, upserts, progress)
+            if release:
+                data.release_vectors()
             # A moved vector leaves its old node deleted in the copied HNSW graph; the songs
             # an update moves are the popular ones, the graph's hubs, and searches missed
             # whole regions until the segment was rebuilt (vacuumed) without them.
@@ -96,24 +100,26 @@ def write_collection(
             return len(upserts) + len(payload_only)
     store.create_collection(name, data.dim, sorted(data.sparse), layout, len(data.ids))
     _upsert(store, name, data, range(len(data.ids)), progress)
+    if release:
+        data.release_vectors()
     if progress is not None:
         progress.set_description(f"indexing {name}")
     store.finish_collection(name, payload_indexes=payload_indexes)
     return len(data.ids)
 
 
-def verify_collection(store: Store, name: str, data: CollectionData) -> None:
-    """Point count matches and a probe query finds its own point: else nothing is published.
+def verify_collection(store: Store, name: str, points: int, probe: tuple[int, np.ndarray]) -> None:
+    """The collection holds ``points`` points and a query with the ``probe`` point's vector
+    (:meth:`CollectionData.probe`) finds it: else nothing is published.
 
     The probe is the most played song: a barely trained long-tail song may
     legitimately sit where the HNSW graph does not reach it.
     """
     count = store.count(name)
-    if count != len(data.ids):
-        raise SongSearchError(f"{name} holds {count} points, expected {len(data.ids)}: not published")
-    probe = int(np.argmax(data.payloads.plays))  # the first of the most played
-    probe_id = int(data.ids[probe])
-    hits = store.search(name, Search((Nearest(data.vectors[probe]),), PROBE_DEPTH))
+    if count != points:
+        raise SongSearchError(f"{name} holds {count} points, expected {points}: not published")
+    probe_id, vector = probe
+    hits = store.search(name, Search((Nearest(vector),), PROBE_DEPTH))
     if probe_id not in {h.song_id for h in hits}:
         raise SongSearchError(f"{name}: probe query for song {probe_id} does not find it: not published")
 

@@ -68,9 +68,9 @@ class IndexSettings:
     deleted_threshold: float = 0.001
     vacuum_min_vector_number: int = 100
     #: "int8": the dense vectors are also kept as int8 copies (scalar quantization, a quarter of
-    #: float32), which searches scan; None: the stored vectors only.  ``ingest --quantization
-    #: int8`` (:class:`Layout`) gives every collection int8 copies and keeps its stored vectors
-    #: on disk.
+    #: float32), which searches scan and an HNSW graph is built on; None: the stored vectors
+    #: only.  ``ingest --quantization int8`` (:class:`Layout`) keeps the stored vectors of every
+    #: collection on disk.
     quantization: str | None = None
     #: a search of int8 copies rescores with the stored vectors ``oversampling`` times the answers
     #: asked for, and at least ``rescored`` (a short list needs a deeper rescore to come out exact)
@@ -89,8 +89,9 @@ QUANTIZATIONS = ("int8",)
 #: a graph finds few of the true neighbours (benchmarks/bench.py measures recall).  A search
 #: scans its int8 copies and rescores the best with the float16 vectors: as exact in practice
 #: as a float16 scan, and a quarter of the bytes read.  songs_meta's MiniLM vectors suit HNSW,
-#: with a wide beam, its vectors in float16 (the graph builds faster, on half the bytes, for the
-#: same recall) and left on disk (else every fresh process reads them all in at load).
+#: with a wide beam, its vectors in float16 and left on disk (else every fresh process reads
+#: them all in at load), and its graph built on int8 copies (several times faster than on the
+#: float16 vectors at a million songs, for the same recall: benchmarks/scale.py measures both).
 #: A co-play query reads the posting lists of the query song's playlists, a few thousand entries:
 #: cheaper than scoring the sparse vectors of thousands of songs a tag or plays filter keeps.
 #: int8 copies map this central share of each collection's values onto the 256 levels
@@ -98,7 +99,7 @@ INT8_QUANTILE = 0.99
 
 INDEXES = {
     W2V_ALIAS: IndexSettings(hnsw_m=0, float16=True, quantization="int8", sparse_full_scan_threshold=100),
-    META_ALIAS: IndexSettings(hnsw_ef=1024, float16=True, cold_vectors=True),
+    META_ALIAS: IndexSettings(hnsw_ef=1024, float16=True, cold_vectors=True, quantization="int8"),
 }
 
 

@@ -40,6 +40,12 @@ ENCODING_VERSION = f"meta-v1|{TITLE_MODEL}|artist-hash{ARTIST_DIM}|w{TITLE_WEIGH
 
 #: Up to this many titles to encode, the numpy MiniLM beats loading (or first exporting) the ONNX one.
 NUMPY_BATCH_LIMIT = 500
+#: The title cache keeps its vectors in half precision, in memory and on disk: songs_meta stores
+#: them so, and a big catalogue's float32 title vectors, held while songs_w2v is written, were an
+#: ingest's peak.  Titles go into it ``CACHE_CHUNK`` at a time, so that the model's float32 output
+#: is held for one chunk only.
+CACHE_DTYPE = np.float16
+CACHE_CHUNK = 50_000
 
 TitleModel = Callable[[Sequence[str], Callable[[int], None] | None], np.ndarray]
 
@@ -138,8 +144,9 @@ class TitleCache:
         """The titles the cache has no vector of, sorted, each once."""
         return sorted({t for t in titles if t not in self})
 
-    def add(self, vectors: dict[str, np.ndarray]) -> None:
-        self._added.update(vectors)
+    def add(self, titles: Sequence[str], vectors: np.ndarray) -> None:
+        """Keep the vectors of ``titles`` (a row each), in ``CACHE_DTYPE``."""
+        self._added.update(zip(titles, np.asarray(vectors, dtype=CACHE_DTYPE)))
 
     def load(self) -> np.ndarray:
         """The saved vectors, read once; a file damaged since opening counts as empty (its
@@ -167,7 +174,7 @@ class TitleCache:
         """Write every vector (if any was added) and let go of them in memory."""
         if self._added:
             saved, titles = self.load(), list(self._rows) + [t for t in self._added if t not in self._rows]
-            vectors = np.empty((len(titles), TITLE_DIM), dtype=np.float32)  # filled in place: no whole-cache temporaries
+            vectors = np.empty((len(titles), TITLE_DIM), dtype=CACHE_DTYPE)  # filled in place: no whole-cache temporaries
             vectors[: len(saved)] = saved
             for row, title in enumerate(titles[len(saved) :], start=len(saved)):
                 vectors[row] = self._added[title]
@@ -193,17 +200,21 @@ class MetadataEncoder:
         self._done = 0  # titles the background encoding has finished
 
     def _encode_missing(self, missing: list[str], advance) -> dict[str, np.ndarray]:
+        """The vectors of ``missing`` titles, in float32; with a cache, into the cache instead
+        (and none returned)."""
         # the same model either way; ONNX Runtime only pays off for a big batch
         title_model = self._title_model or (
             numpy_title_model()
             if len(missing) <= NUMPY_BATCH_LIMIT
             else onnx_title_model(self.cache.path.parent if self.cache else None)
         )
-        new = dict(zip(missing, title_model(missing, advance)))
         self.encoded_titles += len(missing)
-        if self.cache is not None:
-            self.cache.add(new)
-        return new
+        if self.cache is None:
+            return dict(zip(missing, title_model(missing, advance)))
+        for start in range(0, len(missing), CACHE_CHUNK):
+            chunk = missing[start : start + CACHE_CHUNK]
+            self.cache.add(chunk, title_model(chunk, advance))
+        return {}
 
     def prefetch(self, titles: Sequence[str]) -> None:
         """Start encoding the titles the cache lacks on a background thread, into the cache;

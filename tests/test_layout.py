@@ -59,7 +59,7 @@ def test_int8_collections_report_it_and_answer_as_the_stored_vectors_do(store, a
         store.create_collection(name, DIM, layout=layout)
         store.upsert(name, np.arange(POINTS), vectors, [{"song_id": i} for i in range(POINTS)])
         store.finish_collection(name)
-    default = index_settings(alias).quantization  # songs_w2v keeps int8 copies without being asked
+    default = index_settings(alias).quantization  # both keep int8 copies without being asked
     assert store.quantization(f"{alias}__plain") == default
     assert store.quantization(f"{alias}__int8") == "int8"
     assert recall_at_10(store, f"{alias}__int8", vectors) >= 0.95
@@ -113,7 +113,7 @@ def test_a_reingest_without_int8_does_not_copy_the_int8_version(planted, home_se
     ingest_planted(planted, home_settings, store, layout=Layout(quantization="int8"))
     report = ingest_planted(planted, home_settings, store)
     assert report.written == report.vectors  # everything written afresh, nothing copied
-    assert [store.quantization(alias) for alias in (W2V_ALIAS, META_ALIAS)] == ["int8", None]  # songs_w2v's default
+    assert [store.quantization(alias) for alias in (W2V_ALIAS, META_ALIAS)] == [index_settings(a).quantization for a in (W2V_ALIAS, META_ALIAS)]
 
 
 def test_shards_and_replicas_reach_the_server_when_collections_are_created(planted, home_settings):

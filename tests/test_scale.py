@@ -65,6 +65,54 @@ def test_bad_arguments_are_errors_not_tracebacks(planted, tmp_path):
 def test_metadata_vectors_built_in_chunks_equal_one_encoding(planted, monkeypatch):
     songs = list(read_dataset(planted.directory).songs.values())
     whole = MetadataEncoder(title_model=fake_title_model).encode([s.title for s in songs], [s.artist for s in songs])
-    monkeypatch.setattr(collections, "ENCODE_CHUNK", 7)
+    monkeypatch.setattr(collections, "CHUNK_ROWS", 7)
     chunked = collections.metadata_vectors(songs, MetadataEncoder(title_model=fake_title_model))
     assert chunked.dtype == np.float32 and np.array_equal(chunked, whole)
+
+
+def test_word_vectors_built_in_chunks_equal_the_whole_matrix_in_the_precision_stored(planted, monkeypatch):
+    """songs_w2v's vectors are normalised and centred a chunk at a time, into the dtype songs_w2v
+    stores: the same vectors as one whole-matrix computation, rounded once."""
+    from ingest.train import train_word2vec
+    from tests.conftest import TEST_W2V
+
+    dataset = read_dataset(planted.directory)
+    model, plays = train_word2vec(dataset.playlists, TEST_W2V), dataset.plays()
+    ids, whole = collections.word_vectors(model, plays)
+    trained = model.wv.vectors[np.argsort([int(k) for k in model.wv.index_to_key])]
+    unit = trained / np.linalg.norm(trained, axis=1, keepdims=True)
+    weights = np.array([plays[int(i)] for i in ids], dtype=np.float64)
+    assert np.allclose(whole, unit - weights @ unit / weights.sum(), atol=1e-6)
+    monkeypatch.setattr(collections, "CHUNK_ROWS", 7)
+    chunked_ids, chunked = collections.word_vectors(model, plays, np.float16)
+    assert np.array_equal(chunked_ids, ids) and chunked.dtype == np.float16
+    assert np.array_equal(chunked, whole.astype(np.float16))
+
+
+def test_ingest_lets_go_of_each_collections_points_before_its_index_is_built(planted, home_settings, monkeypatch):
+    """Building the index of a big collection is an ingest's peak: the points written are not
+    held beside it, and the collection is still checked and published."""
+    from ingest import publish
+    from tests.conftest import ingest_planted
+
+    held_while_indexing = []
+    real_write = publish.write_collection
+
+    def write(store, name, data, *args, **kwargs):
+        real_finish = store.finish_collection
+
+        def finish(*a, **k):
+            held_while_indexing.append((name, len(data.vectors), len(data.sparse)))
+            return real_finish(*a, **k)
+
+        monkeypatch.setattr(store, "finish_collection", finish)
+        try:
+            return real_write(store, name, data, *args, **kwargs)
+        finally:
+            monkeypatch.setattr(store, "finish_collection", real_finish)
+
+    monkeypatch.setattr(publish, "write_collection", write)
+    report = ingest_planted(planted, home_settings)
+    assert [n.split("__")[0] for n, _, _ in held_while_indexing] == ["songs_w2v", "songs_meta"]
+    assert all(vectors == sparse == 0 for _, vectors, sparse in held_while_indexing)
+    assert report.vectors["songs_meta"] == len(planted.songs)

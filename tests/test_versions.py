@@ -359,6 +359,29 @@ def test_the_title_cache_grows_across_runs_and_a_damaged_one_is_encoded_again(tm
     assert np.array_equal(encoder.encode(["red song"], ["x"]), first[:1]) and encoded[3:] == ["red song"]
 
 
+def test_the_title_cache_keeps_half_precision_and_encodes_a_chunk_at_a_time(tmp_path, monkeypatch):
+    """The cache holds float16 (as songs_meta stores), in memory as on disk, and the model's
+    float32 output of a big encoding never exists for more than a chunk of titles."""
+    monkeypatch.setattr("search.encoder.CACHE_CHUNK", 2)
+    calls = []
+
+    def title_model(titles, advance=None):
+        calls.append(len(titles))
+        return fake_title_model(titles, advance)
+
+    titles = ["red song", "blue song", "green song", "grey song", "gold song"]
+    encoder = MetadataEncoder(title_model, TitleCache(tmp_path))
+    vectors = encoder.encode(titles, ["x"] * len(titles))
+    assert calls == [2, 2, 1]
+    exact = MetadataEncoder(fake_title_model).encode(titles, ["x"] * len(titles))
+    assert np.all(np.sum(vectors * exact, axis=1) > 0.9999) and not np.array_equal(vectors, exact)
+    encoder.cache.save()
+    with np.load(TitleCache(tmp_path).path) as saved:
+        assert saved["vectors"].dtype == np.float16
+    assert np.array_equal(MetadataEncoder(title_model, TitleCache(tmp_path)).encode(titles, ["x"] * len(titles)), vectors)
+    assert calls == [2, 2, 1]  # all from the cache, the same vectors as when they were encoded
+
+
 def test_an_update_trains_on_every_play_of_its_playlists(planted, home_settings):
     """The corpus-sized down-sampling would drop most plays of a small update."""
     from ingest.train import continue_training

@@ -21,7 +21,6 @@ from ingest import publish as pub
 from ingest.collections import build_collections
 from ingest.dataset import Catalogue, Dataset
 from ingest.evaluation.split import EvalData
-from ingest.train import release_model
 from search.api import Answer, SongSearch
 from search.contract import Settings, physical_name
 from search.store.edge import EdgeStore
@@ -50,12 +49,10 @@ class ServedModel:
         self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
         pool = data.ids[data.pool]
         catalogue = Catalogue({int(i): dataset.songs[int(i)] for i in pool.tolist()}, Counter(dict(zip(pool.tolist(), data.train_plays[data.pool].tolist()))))
-        collections = build_collections(catalogue, data.train_sentences(), model, encoder)
-        if not keep_model:
-            release_model(model)
+        collections = build_collections(catalogue, data.train_sentences(), model, encoder, keep_model=keep_model)
         self.store = EdgeStore(self._root / "qdrant")
         for alias, collection in collections.items():
-            pub.write_collection(self.store, physical_name(alias, VERSION), collection, payload_indexes=payload_indexes)
+            pub.write_collection(self.store, physical_name(alias, VERSION), collection, payload_indexes=payload_indexes, release=True)
         self.store.switch_aliases({alias: physical_name(alias, VERSION) for alias in collections})
         self.search = SongSearch(store=self.store, settings=Settings(home=self._root), encoder=encoder)
 
