@@ -16,7 +16,7 @@ import numpy as np
 
 from ingest.dataset import Catalogue
 from ingest.train import release_model
-from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, index_settings, song_payload
+from search.contract import COPLAY_VECTOR, META_ALIAS, W2V_ALIAS, IndexSettings, index_settings, song_payload
 from search.store import Sparse
 
 
@@ -63,15 +63,17 @@ class CollectionData:
         collection is an ingest's peak, and nothing reads them again)."""
         self.vectors, self.sparse = self.vectors[:0], {}
 
-    def digests(self, float16: bool = False) -> dict[int, str]:
+    def digests(self, index: IndexSettings | None = None) -> dict[int, str]:
         """A digest of each point's vectors and of its payload ("vectors:payload"): what changed
-        between versions.  ``float16``: the vectors are stored in half precision, which their
-        digest says, so that a version storing them otherwise is written anew, not copied."""
+        between versions.  ``index``: how the collection stores its vectors (float16, int8
+        copies), which their digest says, so that a version storing them otherwise is written
+        anew, not copied."""
 
         def digest(blob: bytes) -> str:
             return hashlib.blake2b(blob, digest_size=8).hexdigest()
 
-        stored_as = b"float16" if float16 else b""  # float32 digests as before
+        # float32 without int8 copies: the digests from before either was kept
+        stored_as = (b"float16" if index and index.float16 else b"") + (b"int8" if index and index.quantization else b"")
         out = {}
         for row, song_id in enumerate(self.ids.tolist()):
             blob = stored_as + self.vectors[row].tobytes() + b"".join(  # indices as int64 whatever their dtype: digests stay comparable

@@ -147,7 +147,7 @@ def quality_gate(
     train_seconds = time.perf_counter() - t
     k = protocol.k
     ks = (k,)
-    with ServedModel(dataset, data, model, payload_indexes=False, keep_model=False) as served:
+    with ServedModel(dataset, data, model, filterable=False, keep_model=False) as served:
         answers = served.answers(data.queries.song, k, lambda search, song: search.similar(song, limit=k))
         w2v_answers = served.answers(data.queries.song, k, lambda search, song: search.similar(song, limit=k, evidence="w2v"))
     row = score("default", answers, data, data.queries, ks)

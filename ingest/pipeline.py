@@ -142,7 +142,7 @@ def publish_model(
         def write(alias: str, data: CollectionData) -> None:
             """Write and check one collection; its points are not kept (the next one's need the memory)."""
             with stage(f"upsert {alias}"), run.bar(f"upserting {alias}", unit="pt") as bar:
-                digests[alias], probe = data.digests(float16=index_settings(alias, report.layout.quantization).float16), data.probe()
+                digests[alias], probe = data.digests(index_settings(alias, report.layout.quantization)), data.probe()
                 base = (physical_name(alias, live[0]), live[1][alias]) if live and alias in live[1] else None
                 name = physical_name(alias, version)
                 report.written[alias] = pub.write_collection(store, name, data, digests[alias], base, bar, report.layout, release=True)

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from gensim.models import Word2Vec
 
 from ingest.cli import cli as ingest_cli
+from ingest.collections import SongPayloads
 from ingest.dataset import Dataset, Song, read_dataset
 from ingest.evaluation import metrics as me
 from ingest.evaluation import report, tune
@@ -20,7 +21,7 @@ from ingest.evaluation.baselines import ItemItem, RP3Beta, popularity_answers
 from ingest.evaluation.runner import evaluate
 from ingest.evaluation.split import prepare, split_playlists
 from ingest.evaluation.tags import is_generic_tag
-from ingest.evaluation.served import VERSION, ServedModel
+from ingest.evaluation.served import VERSION, ServedModel, pool_catalogue
 from ingest.gate import FLOOR_LIFT, GATE_MARGIN, GATE_METRIC, GateProcess, GateProtocol, gate_sample, gate_split, quality_gate
 from ingest.train import train_word2vec
 from search.contract import W2V_ALIAS, SongSearchError, physical_name
@@ -281,21 +282,28 @@ def test_a_dataset_of_more_playlists_than_the_gate_takes_is_measured_on_a_seeded
     assert again.live_value == verdict.value and "vs live" in again.reason  # two sampled runs compare
 
 
-def test_the_gates_store_answers_as_it_does_with_the_payload_indexes(planted_dataset):
-    """The gate leaves out the payload indexes (only filters use them): adding them to its store
-    changes no answer.  (Two builds of one store can differ where int8 rounding meets a tie.)"""
+def test_the_gates_store_answers_as_it_does_with_the_payload_indexes_and_the_tags(planted_dataset):
+    """The gate leaves out the payload indexes and the songs' tags (only filters use them):
+    adding both to its store changes no answer.  (Two builds of one store can differ where int8
+    rounding meets a tie.)"""
     data = prepare(planted_dataset, queries=200, cold=0)
     model = train_word2vec(data.train_sentences(), TEST_W2V)
     songs = np.unique(data.queries.song)
     asks = {"fused": lambda search, song: search.similar(song, limit=10),
             "w2v": lambda search, song: search.similar(song, limit=10, evidence="w2v")}
-    with ServedModel(planted_dataset, data, model, payload_indexes=False) as gate:
+    with ServedModel(planted_dataset, data, model, filterable=False) as gate:
         name = physical_name(W2V_ALIAS, VERSION)
         without = {ask: gate.answers(songs, 10, asks[ask]) for ask in asks}
         indexed = lambda: set(gate.store._shard(name).info().payload_schema)  # noqa: E731 - the engine's own account
         assert indexed() == set()
+        ids = data.ids[data.pool]
+        assert all(not p.payload["tags"] for p in gate.store.retrieve(name, ids.tolist()).values())
+        full = SongPayloads(pool_catalogue(planted_dataset, data), ids)
+        assert any(full[row]["tags"] for row in range(len(full)))
+        gate.store.set_payloads(name, ids, list(full))
         gate.store.finish_collection(name, reindex=False)
         assert indexed() >= {"artist_key", "tags", "plays"}
+        assert gate.store.retrieve(name, ids[:1].tolist())[int(ids[0])].payload == full[0]
         for ask in asks:
             assert np.array_equal(without[ask], gate.answers(songs, 10, asks[ask])), ask
 

@@ -91,6 +91,21 @@ def test_a_version_stored_in_float32_is_written_anew_in_float16_then_copied(plan
     store.close()
 
 
+def test_a_version_without_int8_copies_of_songs_meta_is_written_anew_with_them_then_copied(planted, home_settings, monkeypatch):
+    """songs_meta kept no int8 copies before its graph was built on them (search.contract.INDEXES):
+    the first ingest after the change writes it with them, not a copy of the live one without."""
+    store = EdgeStore(home_settings.embedded_dir)
+    monkeypatch.setitem(INDEXES, META_ALIAS, replace(INDEXES[META_ALIAS], quantization=None))
+    ingest_planted(planted, home_settings, store)
+    monkeypatch.undo()
+    assert store.quantization(META_ALIAS) is None
+    assert ingest_planted(planted, home_settings, store).written[META_ALIAS] == 48
+    assert store.quantization(META_ALIAS) == "int8"
+    assert ingest_planted(planted, home_settings, store).written[META_ALIAS] == 0
+    assert store.quantization(META_ALIAS) == "int8"
+    store.close()
+
+
 def test_rollback_serves_the_previous_version(planted, home_settings, store):
     ingest_planted(planted, home_settings, store)
     old = answer(store, home_settings)

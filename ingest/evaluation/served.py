@@ -19,7 +19,7 @@ import numpy as np
 
 from ingest import publish as pub
 from ingest.collections import build_collections
-from ingest.dataset import Catalogue, Dataset
+from ingest.dataset import Catalogue, Dataset, Song
 from ingest.evaluation.split import EvalData
 from search.api import Answer, SongSearch
 from search.contract import Settings, physical_name
@@ -31,28 +31,37 @@ VERSION = "eval"
 TEMP_PREFIX = "songsearch-eval-"
 
 
+def pool_catalogue(dataset: Dataset, data: EvalData, tags: bool = True) -> Catalogue:
+    """The songs known to ``data``'s training split, with their training plays (and tags)."""
+    pool = data.ids[data.pool].tolist()
+    songs = {int(i): dataset.songs[int(i)] for i in pool}
+    if not tags:
+        songs = {i: Song(song.title, song.artist) for i, song in songs.items()}
+    return Catalogue(songs, Counter(dict(zip(pool, data.train_plays[data.pool].tolist()))))
+
+
 class ServedModel:
     """A model trained on ``data``'s training split, published into a throwaway Qdrant Edge store.
 
     ``encoder`` None: songs_w2v only (the gate); else songs_meta too, for
-    hybrid and metadata cold start.  ``payload_indexes`` False leaves out what only filtered
-    queries use (the gate asks none: its answers are the same); ``keep_model`` False releases
+    hybrid and metadata cold start.  ``filterable`` False leaves out what only filtered
+    queries use, the payload indexes and the songs' tags (the gate asks none: its answers are
+    the same, and reading each answer's payloads costs it less); ``keep_model`` False releases
     the model once its points are built, before they are written (the gate's peak memory).
     Use as a context manager.
     """
 
     def __init__(
         self, dataset: Dataset, data: EvalData, model, encoder=None, root: Path | None = None,
-        payload_indexes: bool = True, keep_model: bool = True,
+        filterable: bool = True, keep_model: bool = True,
     ):
         self.data = data
         self._root = Path(root) if root else Path(tempfile.mkdtemp(prefix=f"{TEMP_PREFIX}{os.getpid()}-"))
-        pool = data.ids[data.pool]
-        catalogue = Catalogue({int(i): dataset.songs[int(i)] for i in pool.tolist()}, Counter(dict(zip(pool.tolist(), data.train_plays[data.pool].tolist()))))
+        catalogue = pool_catalogue(dataset, data, tags=filterable)
         collections = build_collections(catalogue, data.train_sentences(), model, encoder, keep_model=keep_model)
         self.store = EdgeStore(self._root / "qdrant")
         for alias, collection in collections.items():
-            pub.write_collection(self.store, physical_name(alias, VERSION), collection, payload_indexes=payload_indexes, release=True)
+            pub.write_collection(self.store, physical_name(alias, VERSION), collection, payload_indexes=filterable, release=True)
         self.store.switch_aliases({alias: physical_name(alias, VERSION) for alias in collections})
         self.search = SongSearch(store=self.store, settings=Settings(home=self._root), encoder=encoder)
 
