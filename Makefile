@@ -40,7 +40,8 @@ bench: setup
 
 # regenerates docs/scale.md, docs/scale.json and docs/img/scale.png: yes_complete grown 1x, 4x and 16x
 # (benchmarks/grow.py), each ingested plain and with --quantization int8 (hours on 2 cores at 16x;
-# SCALE_SIZES=1,4 for fewer, SCALE_ARGS="--project 16" to extrapolate; results accumulate in
+# SCALE_SIZES=1,4 for fewer, SCALE_ARGS="--project 16" to extrapolate, "--memory-limit 8" to run each
+# ingest in an 8 GiB memory cgroup (root); results accumulate in
 # docs/scale.json; needs SONGSEARCH_DATA)
 SCALE_SIZES ?= 1,4,16
 SCALE_ARGS ?=
