@@ -291,7 +291,7 @@ def targets(results: list[dict]) -> str:
         row(f"ingest time at {largest}x / at 1x", f"at most {largest * 1.2:g}", f"{ratio:.1f}", ratio <= largest * 1.2)
     limit = big.get("memory_limit_gib")
     if limit:  # the memory it needs: it ran in a cgroup that reclaims page cache to stay under the limit
-        row(f"ingest peak memory at {largest}x", "at most 8 GiB", f"ran in a {limit:g} GiB memory cgroup (peak RSS {big['peak_rss_mib'] / 1024:.2f} GiB, "
+        row(f"ingest peak memory at {largest}x", "at most 8 GiB", f"ran in a memory cgroup of {limit:g} GiB (peak RSS {big['peak_rss_mib'] / 1024:.2f} GiB, "
             f"{big['peak_anon_mib'] / 1024:.2f} GiB of it anonymous)", limit <= 8)
     else:
         row(f"ingest peak RSS at {largest}x", "at most 8 GiB", f"{big['peak_rss_mib'] / 1024:.2f} GiB", big["peak_rss_mib"] <= 8 * 1024)
