@@ -116,3 +116,26 @@ def test_ingest_lets_go_of_each_collections_points_before_its_index_is_built(pla
     assert [n.split("__")[0] for n, _, _ in held_while_indexing] == ["songs_w2v", "songs_meta"]
     assert all(vectors == sparse == 0 for _, vectors, sparse in held_while_indexing)
     assert report.vectors["songs_meta"] == len(planted.songs)
+
+
+def test_the_scale_benchmark_tells_a_trees_anonymous_memory_from_its_mapped_file_pages(tmp_path, monkeypatch):
+    """docs/scale.md's "of it anonymous": a child mapping a 256 MiB file and one allocating
+    128 MiB, sampled together."""
+    monkeypatch.syspath_prepend(str(GROW.parent))
+    from process_tree import TreePeak
+
+    mapped = tmp_path / "mapped.bin"
+    mapped.write_bytes(b"\1" * (256 << 20))
+    script = (
+        "import mmap, sys, time\n"
+        f"f = open({str(mapped)!r}, 'rb'); m = mmap.mmap(f.fileno(), 0, prot=mmap.PROT_READ)\n"
+        "total = sum(m[i] for i in range(0, len(m), 4096))\n"
+        "import subprocess\n"
+        "child = subprocess.Popen([sys.executable, '-c', 'b = bytearray(128 << 20); import time; time.sleep(1.5)'])\n"
+        "time.sleep(1.5); child.wait()\n"
+    )
+    process = subprocess.Popen([sys.executable, "-c", script])
+    with TreePeak(process.pid) as peak:
+        process.wait()
+    assert 128 <= peak.anon_mib < 128 + 100  # the interpreters' own, a few tens of MiB
+    assert peak.mib >= peak.anon_mib + 256  # the file's pages are resident, not anonymous
