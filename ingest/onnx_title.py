@@ -1,14 +1,13 @@
 """Title embeddings for ingest: all-MiniLM-L6-v2 on ONNX Runtime.
 
-The graph is exported once from the packaged sentence-transformers model
-(BERT, then the mean pooling and L2 normalisation sentence-transformers
-applies) with torch.onnx.export, checked against torch on a padded batch,
-and kept in the cache directory (SONGSEARCH_HOME/cache) under a name keyed by
-the model's version and the export format: a changed model or exporter
-re-exports, and later ingests neither import torch nor export again.  The
-export writes a temporary file and renames it into place, so a killed export
-never leaves a broken model behind; a model file that will not load is
-exported again.
+The graph is built once from the packaged weights (ingest/minilm_graph.py:
+BERT, then the mean pooling and L2 normalisation sentence-transformers
+applies; no torch), checked against the numpy model on a padded batch, and
+kept in the cache directory (SONGSEARCH_HOME/cache) under a name keyed by the
+model's version and the export format: a changed model or graph is exported
+again, and later ingests reuse it.  The export writes a temporary file and
+renames it into place, so a killed export never leaves a broken model behind;
+a model file that will not load is exported again.
 
 Titles are tokenised as search.minilm does (same tokenizer.json, truncation,
 no padding), sorted by token length and batched under a token budget, so
@@ -26,7 +25,6 @@ import json
 import os
 import tempfile
 import time
-import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Sequence
@@ -34,14 +32,13 @@ from typing import Callable, Sequence
 import numpy as np
 
 #: Bump when the exported graph changes (wrapper, opset, attention): it re-exports cached models.
-EXPORT_FORMAT = "bert+meanpool+l2|opset17|eager-attention|v1"
-OPSET = 17
+EXPORT_FORMAT = "bert+meanpool+l2|opset17|onnx-helper|v2"
 #: Tokens per batch (rows x padded length): sorted titles of ~10 tokens go 256 rows at a time.
 TOKEN_BUDGET = 4096
 MAX_ROWS = 256
 #: Titles tokenized at a time (then only their ids are kept).
 TOKENIZE_CHUNK = 10_000
-#: An exported graph must match torch this closely on its self-check, else it is not kept.
+#: An exported graph must match the numpy model this closely on its self-check, else it is not kept.
 EXPORT_CHECK_COSINE = 0.9999
 #: Temporary files older than this are left by a killed export: removed on the next export.
 STALE_TEMP_S = 3600
@@ -124,31 +121,13 @@ def _remove_leftovers(path: Path) -> None:
 
 
 def export_model(path: Path) -> Path:
-    """Export the packaged sentence-transformers MiniLM to ONNX at ``path``, atomically."""
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-    from sentence_transformers import SentenceTransformer
+    """Build the packaged MiniLM's ONNX graph (ingest/minilm_graph.py) at ``path``, atomically,
+    once it gives the numpy model's vectors on a padded batch."""
+    import onnx
 
-    model = SentenceTransformer(str(_model_dir()), device="cpu")
-    bert = model[0].auto_model
-    # eager attention: the mask is plain arithmetic in the graph, as in search.minilm
-    bert.set_attn_implementation("eager")
-    bert.eval()
+    from ingest.minilm_graph import build_graph
+    from search.minilm import NumpyMiniLM
 
-    class Embedder(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids, attention_mask):
-            tokens = self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-            mask = attention_mask.unsqueeze(-1).to(tokens.dtype)
-            pooled = (tokens * mask).sum(1) / torch.clamp(mask.sum(1), min=1e-9)
-            return torch.nn.functional.normalize(pooled, p=2, dim=1)
-
-    embedder = Embedder().eval()
-    # a padded batch: traced with a mask that has zeros, so no all-ones shortcut is baked in
-    ids, mask = _pad(token_ids(_tokenizer(), _CHECK_TITLES))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_leftovers(path)
@@ -156,24 +135,14 @@ def export_model(path: Path) -> Path:
     os.close(fd)
     tmp = Path(tmp_name)
     try:
-        with torch.no_grad(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation and tracer warnings
-            torch.onnx.export(
-                embedder,
-                (torch.from_numpy(ids), torch.from_numpy(mask)),
-                str(tmp),
-                input_names=["input_ids", "attention_mask"],
-                output_names=["embedding"],
-                dynamic_axes={"input_ids": {0: "batch", 1: "tokens"}, "attention_mask": {0: "batch", 1: "tokens"}, "embedding": {0: "batch"}},
-                opset_version=OPSET,
-                do_constant_folding=True,
-                dynamo=False,
-            )
-            expected = embedder(torch.from_numpy(ids), torch.from_numpy(mask)).numpy()
+        onnx.save_model(build_graph(_model_dir()), str(tmp))
+        # a padded batch: the mask must leave the padding out of every title's vector
+        ids, mask = _pad(token_ids(_tokenizer(), _CHECK_TITLES))
         got = _session(tmp).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+        expected = NumpyMiniLM().encode(_CHECK_TITLES)
         cosines = np.sum(got * expected, axis=1)
         if not np.all(cosines >= EXPORT_CHECK_COSINE):
-            raise RuntimeError(f"exported MiniLM differs from torch (cosines {np.round(cosines, 6).tolist()})")
+            raise RuntimeError(f"the ONNX MiniLM differs from the numpy one (cosines {np.round(cosines, 6).tolist()})")
         with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         umask = os.umask(0)

@@ -11,10 +11,10 @@ there are (the seed's one-hot was 16,000 wide), and names that share words
 or spelling land close.
 
 Importing this module is cheap: ingest encodes the catalogue in batches with
-the same model on ONNX Runtime (ingest.onnx_title: exported once from
-sentence-transformers, then cached), queries run it in numpy (search.minilm);
-neither needs torch after the export.  sentence-transformers itself
-(minilm_title_model) stays the reference the tests compare both against.
+the same model on ONNX Runtime (ingest.onnx_title: a graph built once from the
+packaged weights, then cached), queries run it in numpy (search.minilm);
+neither imports torch.  sentence-transformers itself (minilm_title_model)
+stays the reference the tests compare both against.
 """
 
 from __future__ import annotations

